@@ -1,0 +1,19 @@
+"""Stage download: the four official Fashion-MNIST files into data/raw/, each verified by sha256.
+
+The source ($FASHION_MNIST_MIRROR, Keras cache, canonical URL, Zalando mirror) is deliberately not
+a DVC dependency: the bytes are pinned, so switching mirrors does not invalidate anything.
+"""
+from fmnist import params, stage
+from fmnist.dataset import RAW_DIR
+from fmnist.download import Fetcher, default_sources
+
+
+def main() -> None:
+    p = params.load("download")
+    fetcher = Fetcher(default_sources(), p.retries, p.backoff_seconds, p.timeout_seconds)
+    for file_name, origin in fetcher.fetch_all(p.sha256.by_file_name(), RAW_DIR).items():
+        print(f"{RAW_DIR / file_name}: verified, from {origin}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

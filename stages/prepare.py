@@ -1,0 +1,20 @@
+"""Stage prepare: decode data/raw, scale to [0, 1], split train/validation, keep test apart.
+
+Writes data/prepared/{train,val,test}.npz (float32 x of N x 28 x 28, uint8 y), no pickles.
+"""
+from fmnist import dataset, params, stage
+
+
+def main() -> None:
+    p = params.load("prepare")
+    train_images, train_labels = dataset.load_raw("train")
+    test_images, test_labels = dataset.load_raw("test")
+    train, val = dataset.split_train_val(dataset.scale(train_images), train_labels, p.test_size, p.random_state)
+    test = dataset.Split(dataset.scale(test_images), test_labels)
+    dataset.save_prepared({"train": train, "val": val, "test": test})
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        print(f"{dataset.PREPARED_DIR / name}.npz: {len(split.y)} images")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,62 @@
+"""Helpers for tests that run stages and DVC the way a user does: as processes, in a copy of the repo."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+# What a fresh clone needs to run the pipeline (outputs, lock and reports are regenerated).
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", "stages", "fmnist")
+
+
+def stage_env(**extra: str) -> dict[str, str]:
+    """The environment `make repro` gives stages: this venv's python first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.pop("FASHION_MNIST_MIRROR", None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(extra)
+    return env
+
+
+def copy_project(dest: Path, files=PROJECT_FILES) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def edit_params(repo: Path, edit) -> None:
+    """Apply edit(document) to repo/params.yaml."""
+    path = repo / "params.yaml"
+    document = yaml.safe_load(path.read_text())
+    edit(document)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def run(args, cwd: Path, env=None, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env or stage_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_stage(name: str, cwd: Path, **env) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", f"stages.{name}"], cwd, stage_env(**env), check=False)
+
+
+def init_git_dvc_repo(repo: Path) -> None:
+    run(["git", "init", "-q"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"], repo)

@@ -1,0 +1,51 @@
+import json
+
+import numpy as np
+import pytest
+
+from fmnist import atomic
+
+
+def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_keeps_the_old_file_until_success(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_text("new")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old"
+    atomic.write_text(target, "new")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_dir_swaps_whole_folders(tmp_path):
+    target = tmp_path / "prepared"
+    target.mkdir()
+    (target / "stale.npz").write_text("old")
+    with pytest.raises(ValueError):
+        with atomic.atomic_dir(target) as tmp:
+            (tmp / "a.npz").write_text("partial")
+            raise ValueError
+    assert [p.name for p in target.iterdir()] == ["stale.npz"]
+    with atomic.atomic_dir(target) as tmp:
+        atomic.save_npz(tmp / "a.npz", x=np.arange(3))
+    assert [p.name for p in target.iterdir()] == ["a.npz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["prepared"]
+    with np.load(target / "a.npz", allow_pickle=False) as arrays:
+        np.testing.assert_array_equal(arrays["x"], np.arange(3))
+
+
+def test_write_json_is_stable(tmp_path):
+    atomic.write_json(tmp_path / "a.json", {"b": 1.5, "a": {"z": 1, "y": 2}})
+    atomic.write_json(tmp_path / "b.json", {"a": {"y": 2, "z": 1}, "b": 1.5})
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert json.loads((tmp_path / "a.json").read_text()) == {"a": {"y": 2, "z": 1}, "b": 1.5}

@@ -1,0 +1,75 @@
+import pytest
+import yaml
+
+from fmnist import params
+from fmnist.params import ParamsError
+from tests.conftest import REPO_ROOT
+
+
+def committed_params():
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def test_committed_params_are_valid():
+    document = committed_params()
+    for section in params.SECTIONS:
+        params.parse(section, document[section])
+
+
+def with_change(section, key_path, value):
+    """The committed section with one key (a name, or a tuple of names for nested keys) changed."""
+    document = committed_params()[section]
+    node = document
+    *parents, last = (key_path,) if isinstance(key_path, str) else key_path
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("prepare", "test_size", 1.5, "'prepare.test_size' = 1.5 is not allowed: Input should be less than 1"),
+        ("prepare", "test_size", 0, "'prepare.test_size' = 0 is not allowed: Input should be greater than 0"),
+        ("prepare", "test_size", "0.2", "'prepare.test_size' = '0.2' is not allowed: Input should be a valid number"),
+        ("prepare", "random_state", -1, "'prepare.random_state' = -1 is not allowed: Input should be greater than or equal to 0"),
+        ("baseline", "n_jobs", 0, "'baseline.n_jobs' = 0 is not allowed: must be -1 (all cores) or a positive number of processes"),
+        ("baseline", "n_jobs", -2, "'baseline.n_jobs' = -2 is not allowed: must be -1"),
+        ("baseline", "cv", 1, "'baseline.cv' = 1 is not allowed: Input should be greater than or equal to 2"),
+        ("baseline", "max_iter", True, "'baseline.max_iter' = True is not allowed: Input should be a valid integer"),
+        ("baseline", "loss", "log", "'baseline.loss' = 'log' is not allowed: Input should be 'log_loss', 'hinge' or 'modified_huber'"),
+        ("download", "retries", -1, "'download.retries' = -1 is not allowed"),
+        ("download", ("sha256", "t10k-images-idx3-ubyte.gz"), "abc", "'download.sha256.t10k-images-idx3-ubyte.gz' = 'abc' is not allowed: String should match pattern"),
+        ("prepare", "tset_size", 0.2, "unknown key 'prepare.tset_size' (allowed keys: test_size, random_state)"),
+        ("download", ("sha256", "extra.gz"), "0" * 64, "unknown key 'download.sha256.extra.gz' (allowed keys: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"),
+    ],
+)
+def test_rejected_values_name_key_value_and_rule(section, key, value, message):
+    with pytest.raises(ParamsError) as error:
+        params.parse(section, with_change(section, key, value))
+    assert str(error.value).startswith("params.yaml: ")
+    assert message in str(error.value)
+
+
+def test_missing_key_and_missing_section():
+    document = committed_params()["download"]
+    del document["sha256"]["train-labels-idx1-ubyte.gz"]
+    with pytest.raises(ParamsError, match="missing key 'download.sha256.train-labels-idx1-ubyte.gz'"):
+        params.parse("download", document)
+    with pytest.raises(ParamsError, match="section 'prepare' is missing"):
+        params.parse("prepare", None)
+
+
+def test_several_problems_reported_in_one_message():
+    with pytest.raises(ParamsError) as error:
+        params.parse("baseline", with_change("baseline", "cv", 0) | {"njobs": 2})
+    assert "'baseline.cv' = 0" in str(error.value) and "unknown key 'baseline.njobs'" in str(error.value)
+
+
+def test_unreadable_params_file(tmp_path):
+    (tmp_path / "params.yaml").write_text("prepare: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        params.load("prepare", tmp_path / "params.yaml")
+    with pytest.raises(ParamsError, match="file not found"):
+        params.load("prepare", tmp_path / "absent.yaml")
