@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from fmnist.stage import StageError
 
@@ -68,14 +68,108 @@ class BaselineParams(Section):
     n_jobs: NJobs = -1
 
 
-SECTIONS: dict[str, type[Section]] = {
+class TrainParams(Section):
+    """Shared by every variant: one place for the seed, the default batch size and the backend."""
+
+    backend: Literal["tensorflow", "jax"] = "tensorflow"
+    seed: int = Field(42, ge=0, lt=2**32)
+    batch_size: int = Field(32, ge=1)
+    # Speed only: batches run per compiled call. Same batches, same order, same results.
+    steps_per_execution: int = Field(500, ge=1)
+
+
+class Layer(Section):
+    units: int = Field(ge=1)
+    activation: Literal["relu", "sigmoid", "tanh", "softmax", "linear", "elu", "gelu", "selu", "swish"]
+    dropout: float = Field(0.0, ge=0, lt=1)  # rate of a Dropout layer after this one; 0 = none
+
+
+# Which options each optimizer takes; the defaults are Keras's, so {name: adam} is compile(optimizer='adam').
+OPTIMIZER_OPTIONS = {
+    "sgd": ("learning_rate", "momentum", "nesterov"),
+    "adagrad": ("learning_rate",),
+    "rmsprop": ("learning_rate", "momentum"),
+    "adam": ("learning_rate",),
+}
+
+
+class Optimizer(Section):
+    name: Literal["sgd", "adagrad", "rmsprop", "adam"]
+    learning_rate: float | None = Field(None, gt=0)
+    momentum: float | None = Field(None, ge=0, lt=1)
+    nesterov: bool | None = None
+
+    @model_validator(mode="after")
+    def _options_fit_the_optimizer(self) -> "Optimizer":
+        allowed = OPTIMIZER_OPTIONS[self.name]
+        for option in ("learning_rate", "momentum", "nesterov"):
+            if getattr(self, option) is not None and option not in allowed:
+                raise ValueError(f"option '{option}' does not apply to {self.name} (it takes: {', '.join(allowed)})")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The options given, as keyword arguments for the Keras optimizer."""
+        return self.model_dump(exclude={"name"}, exclude_none=True)
+
+
+class Checkpoint(Section):
+    """ModelCheckpoint(save_best_only=True): keep the epoch with the best monitored value."""
+
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+
+
+class EarlyStopping(Section):
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(2, ge=0)
+    restore_best_weights: bool = True
+
+
+class Callbacks(Section):
+    checkpoint: Checkpoint | None = None
+    early_stopping: EarlyStopping | None = None
+
+
+class Variant(Section):
+    """One model of the chapter: Flatten -> hidden layers -> Dense(10, softmax), trained as given."""
+
+    description: str = ""
+    hidden: list[Layer] = []
+    optimizer: Optimizer = Optimizer(name="rmsprop")
+    epochs: int = Field(ge=1, le=1000)
+    batch_size: int | None = Field(None, ge=1)  # None: train.batch_size
+    validation: bool = False  # pass the validation split to fit(), for per-epoch val_loss/val_accuracy
+    callbacks: Callbacks = Callbacks()
+
+    @model_validator(mode="after")
+    def _callbacks_need_validation(self) -> "Variant":
+        used = [name for name in ("checkpoint", "early_stopping") if getattr(self.callbacks, name) is not None]
+        if used and not self.validation:
+            raise ValueError(f"callbacks {', '.join(used)} monitor validation metrics: set validation: true")
+        return self
+
+
+VARIANT_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class VariantsParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)], Variant]]):
+    """name -> Variant. Names become paths and stage names (train@<name>), hence the safe pattern."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "VariantsParams":
+        if not self.root:
+            raise ValueError("declare at least one variant")
+        return self
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
     "download": DownloadParams,
     "prepare": PrepareParams,
     "baseline": BaselineParams,
+    "train": TrainParams,
+    "variants": VariantsParams,
 }
-
-S = TypeVar("S", bound=Section)
-
 
 def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
@@ -90,12 +184,12 @@ def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
     return document
 
 
-def load(section: str, path: str | os.PathLike = PARAMS_FILE) -> Section:
+def load(section: str, path: str | os.PathLike = PARAMS_FILE) -> Any:
     """Load and validate one section of params.yaml."""
     return parse(section, read_params_file(path).get(section), path)
 
 
-def parse(section: str, value: Any, path: str | os.PathLike = PARAMS_FILE) -> Section:
+def parse(section: str, value: Any, path: str | os.PathLike = PARAMS_FILE) -> Any:
     model = SECTIONS[section]
     if value is None:
         raise ParamsError(f"{path}: section '{section}' is missing")
@@ -107,9 +201,12 @@ def parse(section: str, value: Any, path: str | os.PathLike = PARAMS_FILE) -> Se
 
 
 def _describe(model: type[BaseModel], section: str, error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in (section, *error["loc"]))
+    loc = error["loc"]
+    key = ".".join(str(part) for part in (section, *loc) if part != "[key]")
+    if loc and loc[-1] == "[key]":  # a mapping key (a variant name) failed its pattern
+        return f"name '{key}' is not allowed: use lowercase letters, digits and '_', starting with a letter (at most 64)"
     if error["type"] == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(model, error["loc"][:-1]))
+        allowed = ", ".join(_allowed_keys(model, loc[:-1]))
         return f"unknown key '{key}' (allowed keys: {allowed})"
     if error["type"] == "missing":
         return f"missing key '{key}'"
@@ -117,14 +214,25 @@ def _describe(model: type[BaseModel], section: str, error: dict[str, Any]) -> st
     return f"'{key}' = {error['input']!r} is not allowed: {message}"
 
 
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as `Model | None` or `list[Model]`, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """The keys the schema accepts at ``loc`` (for the 'unknown key' message)."""
     for part in loc:
+        if issubclass(model, RootModel):  # name -> model mapping: any key leads to the value model
+            model = _model_in(model.model_fields["root"].annotation)
+            continue
+        if isinstance(part, int):  # an index into a list: already unwrapped by _model_in
+            continue
         field = model.model_fields.get(str(part)) or next(
             (f for f in model.model_fields.values() if f.alias == part), None
         )
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        model = _model_in(getattr(field, "annotation", None))
+        if model is None:
             return []
-        model = annotation
     return [field.alias or name for name, field in model.model_fields.items()]

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -49,3 +50,15 @@ def test_write_json_is_stable(tmp_path):
     atomic.write_json(tmp_path / "b.json", {"a": {"y": 2, "z": 1}, "b": 1.5})
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert json.loads((tmp_path / "a.json").read_text()) == {"a": {"y": 2, "z": 1}, "b": 1.5}
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "f.txt", "x")
+        with atomic.atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

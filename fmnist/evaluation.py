@@ -1,0 +1,121 @@
+"""Evaluate a trained variant from its files on disk (never the in-memory model of training).
+
+Import only after fmnist.backend.use().
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from fmnist import models
+from fmnist.dataset import CLASS_NAMES, Split
+from fmnist.params import Variant
+from fmnist.stage import StageError
+from fmnist.training import CHECKPOINT_FILE, MODEL_FILE, SUMMARY_FILE, WEIGHTS_FILE
+
+METRICS_DIR = Path("reports/metrics")
+TIMING_DIR = Path("reports/timing")
+CONFUSION_DIR = Path("reports/confusion")  # actual,predicted per test image: DVC's confusion template
+
+
+def _missing_or_corrupt(path: Path, name: str, error: Exception | None = None) -> StageError:
+    problem = "not found" if error is None else f"unreadable ({type(error).__name__}: {error})"
+    return StageError(f"{path}: {problem}; run `dvc repro train@{name}` to train the variant again")
+
+
+def load_whole_model(path: Path, name: str) -> keras.Model:
+    if not path.is_file():
+        raise _missing_or_corrupt(path, name)
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a damaged file
+        raise _missing_or_corrupt(path, name, error) from None
+
+
+def load_weights_into_rebuilt(path: Path, name: str, spec: Variant) -> keras.Model:
+    """The chapter's other restore path: build the model again from its spec, then load_weights."""
+    if not path.is_file():
+        raise _missing_or_corrupt(path, name)
+    model = models.build(name, spec)
+    try:
+        model.load_weights(path)
+    except Exception as error:
+        raise _missing_or_corrupt(path, name, error) from None
+    return model
+
+
+def read_summary(model_dir: Path, name: str) -> dict:
+    path = model_dir / SUMMARY_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise _missing_or_corrupt(path, name) from None
+    except ValueError as error:
+        raise _missing_or_corrupt(path, name, error) from None
+
+
+def predict_classes(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return np.argmax(model.predict(x, batch_size=1000, verbose=0), axis=1)
+
+
+def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split) -> tuple[dict, dict, np.ndarray]:
+    """Return (metrics, timing, test predictions) for the variant saved in model_dir."""
+    started = time.perf_counter()
+    summary = read_summary(model_dir, name)
+
+    # Both restore paths of the chapter must give the same model: rebuild + load_weights, then
+    # predict + argmax; load_model, then evaluate.
+    rebuilt = load_weights_into_rebuilt(model_dir / WEIGHTS_FILE, name, spec)
+    whole = load_whole_model(model_dir / MODEL_FILE, name)
+    rebuilt_val_predictions = predict_classes(rebuilt, val.x)
+    _, whole_val_accuracy = whole.evaluate(val.x, val.y, batch_size=1000, verbose=0)
+    rebuilt_correct = int(np.sum(rebuilt_val_predictions == val.y))
+    restore = {
+        "weights_predict_val_accuracy": rebuilt_correct / len(val.y),
+        "load_model_evaluate_val_accuracy": float(whole_val_accuracy),
+        # Keras accumulates accuracy in float32, so compare counts of correct images, not the floats.
+        "agree": bool(
+            np.array_equal(rebuilt_val_predictions, predict_classes(whole, val.x))
+            and round(whole_val_accuracy * len(val.y)) == rebuilt_correct
+        ),
+    }
+
+    # The variant's result: its best checkpoint where it keeps one, else the final model.
+    evaluated_file = CHECKPOINT_FILE if spec.callbacks.checkpoint is not None else MODEL_FILE
+    model = load_whole_model(model_dir / evaluated_file, name) if evaluated_file != MODEL_FILE else whole
+    val_loss, val_accuracy = model.evaluate(val.x, val.y, batch_size=1000, verbose=0)
+    test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=1000, verbose=0)
+    test_predictions = predict_classes(model, test.x)
+    per_class = {
+        CLASS_NAMES[c]: float(np.mean(test_predictions[test.y == c] == c)) for c in range(len(CLASS_NAMES))
+    }
+    metrics = {
+        "val_accuracy": float(val_accuracy),
+        "val_loss": float(val_loss),
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "test_accuracy_per_class": per_class,
+        "epochs_run": summary["epochs_run"],
+        "stopped_epoch": summary["stopped_epoch"],
+        "best_epoch": summary["best_epoch"],
+        "parameters": int(model.count_params()),
+        "evaluated_file": evaluated_file,
+        "restore": restore,
+    }
+    timing = {
+        "train_seconds": summary["train_seconds"],
+        "seconds_per_epoch": round(summary["train_seconds"] / summary["epochs_run"], 3),
+        "evaluate_seconds": round(time.perf_counter() - started, 3),
+    }
+    return metrics, timing, test_predictions
+
+
+def confusion_rows(labels: np.ndarray, predictions: np.ndarray) -> str:
+    """CSV with one row per test image (actual,predicted class names) for DVC's confusion template."""
+    names = np.asarray(CLASS_NAMES)
+    lines = ["actual,predicted", *(f"{a},{p}" for a, p in zip(names[labels], names[predictions]))]
+    return "\n".join(lines) + "\n"

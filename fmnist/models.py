@@ -1,0 +1,64 @@
+"""Model factory: a variant spec from params.yaml -> the Keras model, optimizer and callbacks.
+
+Import only after fmnist.backend.use(): importing keras fixes the backend.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from fmnist.idx import IMAGE_SHAPE, NUM_CLASSES
+from fmnist.params import TrainParams, Variant
+
+OPTIMIZERS = {
+    "sgd": keras.optimizers.SGD,
+    "adagrad": keras.optimizers.Adagrad,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adam": keras.optimizers.Adam,
+}
+
+
+def build(name: str, spec: Variant) -> keras.Sequential:
+    """Input(28, 28) -> Flatten -> [Dense(units, activation) (-> Dropout)]... -> Dense(10, softmax)."""
+    layers: list[keras.layers.Layer] = [keras.Input(shape=IMAGE_SHAPE), keras.layers.Flatten()]
+    for layer in spec.hidden:
+        layers.append(keras.layers.Dense(layer.units, activation=layer.activation))
+        if layer.dropout > 0:
+            layers.append(keras.layers.Dropout(layer.dropout))
+    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
+    return keras.Sequential(layers, name=name)
+
+
+def make_optimizer(spec: Variant) -> keras.optimizers.Optimizer:
+    return OPTIMIZERS[spec.optimizer.name](**spec.optimizer.options())
+
+
+def compile_model(model: keras.Model, spec: Variant, shared: TrainParams) -> keras.Model:
+    model.compile(
+        optimizer=make_optimizer(spec),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=shared.steps_per_execution,
+    )
+    return model
+
+
+def make_callbacks(spec: Variant, checkpoint_path: Path) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = []
+    if spec.callbacks.checkpoint is not None:
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            str(checkpoint_path), monitor=spec.callbacks.checkpoint.monitor, save_best_only=True))
+    if (stopping := spec.callbacks.early_stopping) is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=stopping.monitor, patience=stopping.patience, restore_best_weights=stopping.restore_best_weights))
+    return callbacks
+
+
+def seed_everything(shared: TrainParams) -> None:
+    """Same params + same machine + same backend => same weights, same metrics."""
+    keras.utils.set_random_seed(shared.seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,71 @@
+"""Train one variant and save it: whole model (.keras), weights (.weights.h5), best checkpoint, summary.
+
+Import only after fmnist.backend.use().
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+from fmnist import atomic, models
+from fmnist.dataset import Split
+from fmnist.params import TrainParams, Variant
+
+MODELS_DIR = Path("models")
+HISTORY_DIR = Path("reports/train")  # dvclive's per-epoch logs, one folder per variant
+MODEL_FILE = "model.keras"
+WEIGHTS_FILE = "model.weights.h5"
+CHECKPOINT_FILE = "best.keras"
+SUMMARY_FILE = "training.json"
+
+
+def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, model_dir: Path, history_dir: Path):
+    """Train the variant; save its files into model_dir and its per-epoch history into history_dir."""
+    models.seed_everything(shared)
+    model = models.compile_model(models.build(name, spec), spec, shared)
+    callbacks = models.make_callbacks(spec, model_dir / CHECKPOINT_FILE)
+    # dvcyaml=False: dvc.yaml declares the plots and metrics itself; the run is already a DVC stage.
+    callbacks.append(DVCLiveCallback(live=Live(str(history_dir), dvcyaml=False, save_dvc_exp=False, report=None)))
+    started = time.perf_counter()
+    history = model.fit(
+        train.x, train.y,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size or shared.batch_size,
+        validation_data=(val.x, val.y) if spec.validation else None,
+        callbacks=callbacks,
+        verbose=2,
+    ).history
+    train_seconds = time.perf_counter() - started
+    model.save(model_dir / MODEL_FILE)
+    model.save_weights(model_dir / WEIGHTS_FILE)
+    summary = summarize(spec, history, callbacks)
+    summary["train_seconds"] = round(train_seconds, 3)
+    summary["backend"] = shared.backend
+    atomic.write_json(model_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def summarize(spec: Variant, history: dict[str, list[float]], callbacks) -> dict:
+    """Epochs run, the epoch early stopping fired at (1-based) and the best epoch by the monitored metric."""
+    epochs_run = len(history["loss"])
+    stopped_epoch = None
+    for callback in callbacks:
+        if getattr(callback, "stopped_epoch", 0):  # EarlyStopping: 0-based index of the last epoch run
+            stopped_epoch = callback.stopped_epoch + 1
+    best_epoch = None
+    if spec.validation:
+        monitor = spec.callbacks.checkpoint or spec.callbacks.early_stopping
+        metric = monitor.monitor if monitor else "val_loss"
+        values = np.asarray(history[metric])
+        best_epoch = int(np.argmax(values) if metric == "val_accuracy" else np.argmin(values)) + 1
+    return {"epochs_run": epochs_run, "stopped_epoch": stopped_epoch, "best_epoch": best_epoch}
+
+
+def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split) -> dict:
+    """Train into temporary folders and swap them into place only when everything is written."""
+    with atomic.atomic_dir(MODELS_DIR / name) as model_dir, atomic.atomic_dir(HISTORY_DIR / name) as history_dir:
+        return fit(name, spec, shared, train, val, model_dir, history_dir)

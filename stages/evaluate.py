@@ -1,0 +1,29 @@
+"""Stage evaluate@<variant>: reload the saved variant from disk and score it on validation and test.
+
+Writes reports/metrics/<variant>.json (deterministic results), reports/timing/<variant>.json
+(wall-clock times) and reports/confusion/<variant>.csv (DVC confusion plot data).
+Usage: python -m stages.evaluate <variant>
+"""
+import sys
+
+from fmnist import atomic, backend, dataset, stage
+from stages.train import variant_spec
+
+
+def main() -> None:
+    name, spec, shared = variant_spec(["stages.evaluate", *sys.argv[1:]])
+    val, test = dataset.load_prepared("val"), dataset.load_prepared("test")
+    backend.use(shared.backend)
+    from fmnist import evaluation, training  # import keras: only after the backend is chosen
+
+    metrics, timing, predictions = evaluation.evaluate(name, spec, training.MODELS_DIR / name, val, test)
+    atomic.write_text(evaluation.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
+    atomic.write_json(evaluation.TIMING_DIR / f"{name}.json", timing)
+    atomic.write_json(evaluation.METRICS_DIR / f"{name}.json", metrics)
+    print(f"{evaluation.METRICS_DIR / name}.json: validation {metrics['val_accuracy']:.4f}, "
+          f"test {metrics['test_accuracy']:.4f} ({metrics['evaluated_file']}); "
+          f"weights and whole-model restores agree: {metrics['restore']['agree']}")
+
+
+if __name__ == "__main__":
+    stage.run(main)
