@@ -1,7 +1,4 @@
-"""The data between stages: raw IDX files -> scaled arrays -> train/validation/test split.
-
-Paths here are the interface between stages; dvc.yaml declares exactly these.
-"""
+"""The data between stages: raw IDX files -> scaled arrays -> train/validation/test split."""
 from __future__ import annotations
 
 import os
@@ -9,13 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from fmnist import atomic, idx
+from fmnist.paths import PREPARED_DIR, RAW_DIR
 from fmnist.stage import StageError
-
-RAW_DIR = Path("data/raw")
-PREPARED_DIR = Path("data/prepared")
 
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -54,6 +48,8 @@ def scale(images: np.ndarray, dtype: type = np.float32) -> np.ndarray:
 
 def split_train_val(images: np.ndarray, labels: np.ndarray, test_size: float, random_state: int) -> tuple[Split, Split]:
     """The chapter's hold-out split: train_test_split(test_size=0.2, random_state=42) -> 48000/12000."""
+    from sklearn.model_selection import train_test_split  # 0.7 s to import: only prepare needs it
+
     x_train, x_val, y_train, y_val = train_test_split(images, labels, test_size=test_size, random_state=random_state)
     return Split(x_train, y_train), Split(x_val, y_val)
 

@@ -15,11 +15,7 @@ from fmnist import models
 from fmnist.dataset import CLASS_NAMES, Split
 from fmnist.params import Variant
 from fmnist.stage import StageError
-from fmnist.training import CHECKPOINT_FILE, MODEL_FILE, SUMMARY_FILE, WEIGHTS_FILE
-
-METRICS_DIR = Path("reports/metrics")
-TIMING_DIR = Path("reports/timing")
-CONFUSION_DIR = Path("reports/confusion")  # actual,predicted per test image: DVC's confusion template
+from fmnist.paths import CHECKPOINT_FILE, MODEL_FILE, SUMMARY_FILE, WEIGHTS_FILE
 
 
 def _missing_or_corrupt(path: Path, name: str, error: Exception | None = None) -> StageError:

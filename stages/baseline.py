@@ -3,10 +3,7 @@ validation and test accuracy of the same model fitted on the train split, for th
 """
 import numpy as np
 
-from fmnist import atomic, baseline, dataset, params, stage
-
-METRICS_FILE = "reports/metrics/baseline.json"
-TIMING_FILE = "reports/timing/baseline.json"
+from fmnist import atomic, baseline, dataset, params, paths, stage
 
 
 def main() -> None:
@@ -17,9 +14,9 @@ def main() -> None:
     metrics, timing, notes = baseline.run(p, dataset.scale(images, np.float64), labels, **splits)
     for note in notes:
         print(f"note: {note}")
-    atomic.write_json(METRICS_FILE, metrics)
-    atomic.write_json(TIMING_FILE, timing)
-    print(f"{METRICS_FILE}: CV accuracy {metrics['cv_accuracy']['mean']:.4f}, "
+    atomic.write_json(paths.metrics_file("baseline"), metrics)
+    atomic.write_json(paths.timing_file("baseline"), timing)
+    print(f"{paths.metrics_file('baseline')}: CV accuracy {metrics['cv_accuracy']['mean']:.4f}, "
           f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}")
 
 

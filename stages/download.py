@@ -4,7 +4,7 @@ The source ($FASHION_MNIST_MIRROR, Keras cache, canonical URL, Zalando mirror) i
 a DVC dependency: the bytes are pinned, so switching mirrors does not invalidate anything.
 """
 from fmnist import params, stage
-from fmnist.dataset import RAW_DIR
+from fmnist.paths import RAW_DIR
 from fmnist.download import Fetcher, default_sources
 
 

@@ -6,7 +6,7 @@ Usage: python -m stages.evaluate <variant>
 """
 import sys
 
-from fmnist import atomic, backend, dataset, stage
+from fmnist import atomic, backend, dataset, paths, stage
 from stages.train import variant_spec
 
 
@@ -14,13 +14,13 @@ def main() -> None:
     name, spec, shared = variant_spec(["stages.evaluate", *sys.argv[1:]])
     val, test = dataset.load_prepared("val"), dataset.load_prepared("test")
     backend.use(shared.backend)
-    from fmnist import evaluation, training  # import keras: only after the backend is chosen
+    from fmnist import evaluation  # imports keras: only after the backend is chosen
 
-    metrics, timing, predictions = evaluation.evaluate(name, spec, training.MODELS_DIR / name, val, test)
-    atomic.write_text(evaluation.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
-    atomic.write_json(evaluation.TIMING_DIR / f"{name}.json", timing)
-    atomic.write_json(evaluation.METRICS_DIR / f"{name}.json", metrics)
-    print(f"{evaluation.METRICS_DIR / name}.json: validation {metrics['val_accuracy']:.4f}, "
+    metrics, timing, predictions = evaluation.evaluate(name, spec, paths.MODELS_DIR / name, val, test)
+    atomic.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
+    atomic.write_json(paths.timing_file(name), timing)
+    atomic.write_json(paths.metrics_file(name), metrics)
+    print(f"{paths.metrics_file(name)}: validation {metrics['val_accuracy']:.4f}, "
           f"test {metrics['test_accuracy']:.4f} ({metrics['evaluated_file']}); "
           f"weights and whole-model restores agree: {metrics['restore']['agree']}")
 

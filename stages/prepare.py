@@ -2,7 +2,7 @@
 
 Writes data/prepared/{train,val,test}.npz (float32 x of N x 28 x 28, uint8 y), no pickles.
 """
-from fmnist import dataset, params, stage
+from fmnist import dataset, params, paths, stage
 
 
 def main() -> None:
@@ -13,7 +13,7 @@ def main() -> None:
     test = dataset.Split(dataset.scale(test_images), test_labels)
     dataset.save_prepared({"train": train, "val": val, "test": test})
     for name, split in (("train", train), ("val", val), ("test", test)):
-        print(f"{dataset.PREPARED_DIR / name}.npz: {len(split.y)} images")
+        print(f"{paths.PREPARED_DIR / name}.npz: {len(split.y)} images")
 
 
 if __name__ == "__main__":

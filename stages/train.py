@@ -4,7 +4,7 @@ Usage: python -m stages.train <variant>
 """
 import sys
 
-from fmnist import backend, dataset, params, stage
+from fmnist import backend, dataset, params, paths, stage
 
 
 def variant_spec(argv: list[str]):
@@ -26,7 +26,7 @@ def main() -> None:
     from fmnist import training  # imports keras: only after the backend is chosen
 
     summary = training.run(name, spec, shared, train, val)
-    print(f"{training.MODELS_DIR / name}: {summary['epochs_run']} epochs in {summary['train_seconds']:.1f}s "
+    print(f"{paths.MODELS_DIR / name}: {summary['epochs_run']} epochs in {summary['train_seconds']:.1f}s "
           f"on {shared.backend}")
 
 

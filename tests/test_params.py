@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -73,3 +75,66 @@ def test_unreadable_params_file(tmp_path):
         params.load("prepare", tmp_path / "params.yaml")
     with pytest.raises(ParamsError, match="file not found"):
         params.load("prepare", tmp_path / "absent.yaml")
+
+
+def variants_with(name, **changes):
+    """The committed variants with variant `name` changed (a key set to None is removed)."""
+    document = committed_params()["variants"]
+    for key, value in changes.items():
+        if value is None:
+            document[name].pop(key)
+        else:
+            document[name][key] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"optimizer": {"name": "adamw"}},
+         "'variants.relu100.optimizer.name' = 'adamw' is not allowed: Input should be 'sgd', 'adagrad', 'rmsprop' or 'adam'"),
+        ({"optimizer": {"name": "adam", "nesterov": True}},
+         "'variants.relu100.optimizer' = {'name': 'adam', 'nesterov': True} is not allowed: option 'nesterov' does not apply to adam (it takes: learning_rate)"),
+        ({"optimizer": {"name": "sgd", "learning_rate": 0}},
+         "'variants.relu100.optimizer.learning_rate' = 0 is not allowed: Input should be greater than 0"),
+        ({"hidden": [{"units": 100, "activation": "relux"}]},
+         "'variants.relu100.hidden.0.activation' = 'relux' is not allowed: Input should be 'relu', 'sigmoid'"),
+        ({"hidden": [{"units": 0, "activation": "relu"}]},
+         "'variants.relu100.hidden.0.units' = 0 is not allowed: Input should be greater than or equal to 1"),
+        ({"hidden": [{"units": 100, "activation": "relu", "dropout": 1.0}]},
+         "'variants.relu100.hidden.0.dropout' = 1.0 is not allowed: Input should be less than 1"),
+        ({"hidden": [{"units": 100, "activation": "relu", "dropout": -0.1}]},
+         "'variants.relu100.hidden.0.dropout' = -0.1 is not allowed: Input should be greater than or equal to 0"),
+        ({"hidden": [{"units": 100, "activation": "relu", "drop": 0.3}]},
+         "unknown key 'variants.relu100.hidden.0.drop' (allowed keys: units, activation, dropout)"),
+        ({"epochs": 0}, "'variants.relu100.epochs' = 0 is not allowed: Input should be greater than or equal to 1"),
+        ({"epochs": None}, "missing key 'variants.relu100.epochs'"),
+        ({"batch_size": 0}, "'variants.relu100.batch_size' = 0 is not allowed: Input should be greater than or equal to 1"),
+        ({"callbacks": {"reduce_lr": {}}},
+         "unknown key 'variants.relu100.callbacks.reduce_lr' (allowed keys: checkpoint, early_stopping)"),
+        ({"validation": True, "callbacks": {"early_stopping": {"patience": -1}}},
+         "'variants.relu100.callbacks.early_stopping.patience' = -1 is not allowed: Input should be greater than or equal to 0"),
+        ({"callbacks": {"checkpoint": {}}},
+         "is not allowed: callbacks checkpoint monitor validation metrics: set validation: true"),
+        ({"epoch": 5}, "unknown key 'variants.relu100.epoch' (allowed keys: description, hidden, optimizer, epochs, batch_size, validation, callbacks)"),
+    ],
+)
+def test_rejected_variants_name_variant_key_and_allowed_values(changes, message):
+    with pytest.raises(ParamsError) as error:
+        params.parse("variants", variants_with("relu100", **changes))
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["../evil", "Relu", "a b", "1st", "x" * 65, ""])
+def test_variant_names_unsafe_as_paths_are_rejected(name):
+    document = committed_params()["variants"]
+    document[name] = document["relu100"]
+    with pytest.raises(ParamsError, match=f"name 'variants.{re.escape(name)}' is not allowed: use lowercase letters"):
+        params.parse("variants", document)
+
+
+def test_train_section_rejects_unknown_backend_and_bad_batch_size():
+    with pytest.raises(ParamsError, match=r"'train.backend' = 'torch' is not allowed: Input should be 'tensorflow' or 'jax'"):
+        params.parse("train", with_change("train", "backend", "torch"))
+    with pytest.raises(ParamsError, match=r"'train.batch_size' = 0 is not allowed"):
+        params.parse("train", with_change("train", "batch_size", 0))

@@ -1,0 +1,168 @@
+"""Model factory, callbacks and save/restore, in-process on the TensorFlow backend with tiny data."""
+import numpy as np
+import pytest
+
+from fmnist import backend
+
+backend.use("tensorflow")
+
+import keras  # noqa: E402  (the backend must be chosen first)
+
+from fmnist import evaluation, models, params, paths, training  # noqa: E402
+from fmnist.dataset import Split  # noqa: E402
+from tests.conftest import make_fake_images  # noqa: E402
+from tests.test_params import committed_params  # noqa: E402
+
+COMMITTED = params.parse("variants", committed_params()["variants"]).root
+SHARED = params.parse("train", committed_params()["train"])
+
+
+def variant(**spec):
+    return params.parse("variants", {"v": {"epochs": 1, **spec}}).root["v"]
+
+
+def tiny_split(n, seed):
+    images, labels = make_fake_images(n, np.random.default_rng(seed))
+    return Split((images / 255).astype(np.float32), labels)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_split(256, 1), tiny_split(64, 2)
+
+
+@pytest.mark.parametrize("name, count", [("softmax", 7850), ("sigmoid100", 79510), ("relu100", 79510),
+                                         ("dropout30", 79510), ("checkpoint", 79510)])
+def test_parameter_counts_match_the_chapter(name, count):
+    assert models.build(name, COMMITTED[name]).count_params() == count
+
+
+def test_layers_follow_the_spec():
+    model = models.build("dropout30", COMMITTED["dropout30"])
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Flatten", "Dense", "Dropout", "Dense"]
+    assert model.layers[1].activation.__name__ == "relu" and model.layers[2].rate == 0.3
+    assert model.layers[-1].units == 10 and model.layers[-1].activation.__name__ == "softmax"
+    assert model.input_shape == (None, 28, 28)
+    sigmoid = models.build("sigmoid100", COMMITTED["sigmoid100"])
+    assert sigmoid.layers[1].activation.__name__ == "sigmoid"
+
+
+@pytest.mark.parametrize("name, kind, expected", [
+    ("relu100_sgd", keras.optimizers.SGD, {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}),
+    ("relu100_sgd_lr01", keras.optimizers.SGD, {"learning_rate": 0.1, "momentum": 0.0, "nesterov": False}),
+    ("relu100_nesterov", keras.optimizers.SGD, {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True}),
+    ("relu100_adagrad", keras.optimizers.Adagrad, {"learning_rate": 0.001}),
+    ("relu100", keras.optimizers.RMSprop, {"learning_rate": 0.001}),
+    ("relu100_adam", keras.optimizers.Adam, {"learning_rate": 0.001}),
+])
+def test_optimizer_options_reach_the_optimizer(name, kind, expected):
+    optimizer = models.make_optimizer(COMMITTED[name])
+    assert type(optimizer) is kind
+    config = optimizer.get_config()
+    for option, value in expected.items():
+        assert config[option] == pytest.approx(value), option
+
+
+def test_steps_per_execution_computes_what_plain_fit_computes(tiny):
+    """The speed setting must not change the result: same batches, same order, same weights."""
+    train, _ = tiny
+    spec = variant(hidden=[{"units": 16, "activation": "relu"}], epochs=2)
+    weights = []
+    for steps in (1, 5):
+        shared = SHARED.model_copy(update={"steps_per_execution": steps})
+        models.seed_everything(shared)
+        model = models.compile_model(models.build("v", spec), spec, shared)
+        model.fit(train.x, train.y, epochs=2, batch_size=32, verbose=0)
+        weights.append(model.get_weights())
+    for fast, plain in zip(*weights):
+        np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_early_stopping_stops_and_restores_best_weights(in_tmp, tiny):
+    train, _ = tiny
+    # Validation labels that the images cannot predict: val_loss bottoms out early, then climbs.
+    noise = Split(train.x[:64], np.random.default_rng(3).integers(0, 10, 64).astype(np.uint8))
+    spec = variant(hidden=[{"units": 64, "activation": "relu"}], optimizer={"name": "adam", "learning_rate": 0.01},
+                   epochs=40, validation=True,
+                   callbacks={"checkpoint": {}, "early_stopping": {"patience": 1, "restore_best_weights": True}})
+    summary = training.run("v", spec, SHARED, train, noise)
+    history = np.loadtxt(in_tmp / "reports/train/v/plots/metrics/eval/loss.tsv", skiprows=1)[:, 1]
+    assert summary["epochs_run"] == len(history) < 40
+    assert summary["stopped_epoch"] == summary["epochs_run"]
+    assert summary["best_epoch"] == int(np.argmin(history)) + 1 == summary["epochs_run"] - 1  # patience 1
+    # restore_best_weights: the saved final model is the best epoch's; the checkpoint is the same epoch.
+    for file in ("model.keras", "best.keras"):
+        model = keras.models.load_model(in_tmp / "models/v" / file)
+        val_loss, _ = model.evaluate(noise.x, noise.y, verbose=0)
+        assert val_loss == pytest.approx(history.min(), rel=1e-5), file
+
+
+def test_checkpoint_keeps_the_best_epoch_not_the_last(in_tmp, tiny):
+    train, _ = tiny
+    noise = Split(train.x[:64], np.random.default_rng(4).integers(0, 10, 64).astype(np.uint8))
+    spec = variant(hidden=[{"units": 64, "activation": "relu"}], optimizer={"name": "adam", "learning_rate": 0.01},
+                   epochs=8, validation=True, callbacks={"checkpoint": {"monitor": "val_loss"}})
+    summary = training.run("v", spec, SHARED, train, noise)
+    history = np.loadtxt(in_tmp / "reports/train/v/plots/metrics/eval/loss.tsv", skiprows=1)[:, 1]
+    assert summary["epochs_run"] == 8 and summary["stopped_epoch"] is None
+    assert summary["best_epoch"] < 8  # the loss on noise labels rises after the first epochs
+    best = keras.models.load_model(in_tmp / "models/v/best.keras")
+    last = keras.models.load_model(in_tmp / "models/v/model.keras")
+    assert best.evaluate(noise.x, noise.y, verbose=0)[0] == pytest.approx(history.min(), rel=1e-5)
+    assert last.evaluate(noise.x, noise.y, verbose=0)[0] == pytest.approx(history[-1], rel=1e-5)
+
+
+def test_weights_and_whole_model_round_trips_agree_exactly(in_tmp, tiny):
+    train, val = tiny
+    spec = variant(hidden=[{"units": 32, "activation": "relu", "dropout": 0.3}], optimizer={"name": "adam"}, epochs=2)
+    training.run("v", spec, SHARED, train, val)
+    trained_dir = in_tmp / "models/v"
+    rebuilt = evaluation.load_weights_into_rebuilt(trained_dir / paths.WEIGHTS_FILE, "v", spec)
+    whole = evaluation.load_whole_model(trained_dir / paths.MODEL_FILE, "v")
+    np.testing.assert_array_equal(rebuilt.predict(val.x, verbose=0), whole.predict(val.x, verbose=0))
+    for a, b in zip(rebuilt.get_weights(), whole.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    metrics, _, _ = evaluation.evaluate("v", spec, trained_dir, val, val)
+    assert metrics["restore"]["agree"] is True
+    assert metrics["restore"]["weights_predict_val_accuracy"] == pytest.approx(metrics["val_accuracy"], abs=1e-6)
+
+
+def test_interrupted_training_leaves_no_partial_output(in_tmp, tiny, monkeypatch):
+    train, val = tiny
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    make_callbacks = models.make_callbacks
+    monkeypatch.setattr(models, "make_callbacks", lambda *a: [*make_callbacks(*a), Interrupt()])
+    spec = variant(hidden=[{"units": 8, "activation": "relu"}], epochs=5, validation=True, callbacks={"checkpoint": {}})
+    with pytest.raises(KeyboardInterrupt):
+        training.run("v", spec, SHARED, train, val)
+    assert list((in_tmp / "models").iterdir()) == []
+    assert list((in_tmp / "reports/train").iterdir()) == []
+
+
+def test_missing_and_corrupt_model_files_name_the_file_and_the_stage(in_tmp, tiny):
+    from fmnist.stage import StageError
+
+    train, val = tiny
+    spec = variant(hidden=[{"units": 8, "activation": "relu"}])
+    trained_dir = in_tmp / "models/v"
+    with pytest.raises(StageError, match=r"models/v/training.json: not found; run `dvc repro train@v`"):
+        evaluation.evaluate("v", spec, trained_dir, val, val)
+    training.run("v", spec, SHARED, train, val)
+    (trained_dir / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(StageError, match=r"models/v/model.keras: unreadable \(.*\); run `dvc repro train@v`"):
+        evaluation.evaluate("v", spec, trained_dir, val, val)
+    (trained_dir / "model.weights.h5").unlink()
+    with pytest.raises(StageError, match=r"models/v/model.weights.h5: not found; run `dvc repro train@v`"):
+        evaluation.evaluate("v", spec, trained_dir, val, val)

@@ -1,0 +1,116 @@
+"""End to end on both backends: `dvc repro` of download -> evaluate with tiny variants on generated data."""
+import json
+
+import pytest
+
+from tests.conftest import write_fake_dataset
+from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage, stage_env
+
+TINY_VARIANTS = {
+    "tiny_softmax": {"hidden": [], "optimizer": {"name": "rmsprop"}, "epochs": 1},
+    "tiny_relu": {"hidden": [{"units": 16, "activation": "relu"}], "optimizer": {"name": "sgd", "momentum": 0.9},
+                  "epochs": 1},
+    "tiny_stopping": {
+        "hidden": [{"units": 16, "activation": "relu", "dropout": 0.3}], "optimizer": {"name": "adam"},
+        "epochs": 2, "validation": True,
+        "callbacks": {"checkpoint": {"monitor": "val_loss"}, "early_stopping": {"patience": 1}},
+    },
+}
+
+
+# Checks that do not depend on the backend run once, on the TensorFlow repo the other tests share.
+TENSORFLOW_ONLY = pytest.mark.parametrize("pipeline", ["tensorflow"], indirect=True)
+
+
+def ran_stages(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+@pytest.fixture(scope="module", params=["tensorflow", "jax"])
+def pipeline(request, tmp_path_factory):
+    """A fresh git+DVC repo with the tiny variants, after one full `dvc repro` on the given backend."""
+    root = tmp_path_factory.mktemp(request.param)
+    pins = write_fake_dataset(root / "mirror", n_train=500, n_test=100)
+    repo = copy_project(root / "repo")
+
+    def tiny(document):
+        document["download"]["sha256"] = pins
+        document["train"]["backend"] = request.param
+        document["variants"] = TINY_VARIANTS
+
+    edit_params(repo, tiny)
+    init_git_dvc_repo(repo)
+    env = stage_env(FASHION_MNIST_MIRROR=str(root / "mirror"))
+    first = run(["dvc", "repro"], repo, env)
+    return request.param, repo, env, first
+
+
+def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
+    backend, repo, env, first = pipeline
+    assert {f"{stage}@{name}" for stage in ("train", "evaluate") for name in TINY_VARIANTS} <= ran_stages(first.stdout)
+    for name in TINY_VARIANTS:
+        summary = json.loads((repo / "models" / name / "training.json").read_text())
+        assert summary["backend"] == backend
+        metrics = json.loads((repo / "reports/metrics" / f"{name}.json").read_text())
+        assert 0.0 <= metrics["val_accuracy"] <= 1.0 and 0.0 <= metrics["test_accuracy"] <= 1.0
+        assert metrics["restore"]["agree"] is True
+        assert len(metrics["test_accuracy_per_class"]) == 10
+        rows = (repo / "reports/confusion" / f"{name}.csv").read_text().splitlines()
+        assert rows[0] == "actual,predicted" and len(rows) == 101
+        assert (repo / "reports/train" / name / "plots/metrics/train/loss.tsv").is_file()
+    assert json.loads((repo / "reports/metrics/tiny_softmax.json").read_text())["parameters"] == 7850
+    stopping = json.loads((repo / "reports/metrics/tiny_stopping.json").read_text())
+    assert stopping["evaluated_file"] == "best.keras" and 1 <= stopping["best_epoch"] <= 2
+    assert (repo / "reports/train/tiny_stopping/plots/metrics/eval/accuracy.tsv").is_file()
+    # Nothing changed: nothing reruns.
+    assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == set()
+
+
+def test_training_twice_gives_identical_metrics(pipeline):
+    backend, repo, env, _ = pipeline
+    before = {name: (repo / "reports/metrics" / f"{name}.json").read_bytes() for name in ("tiny_relu", "tiny_stopping")}
+    run(["dvc", "repro", "--force", "--single-item", "train@tiny_relu", "train@tiny_stopping",
+         "evaluate@tiny_relu", "evaluate@tiny_stopping"], repo, env)
+    after = {name: (repo / "reports/metrics" / f"{name}.json").read_bytes() for name in before}
+    assert after == before, f"metrics differ between two trainings on {backend}"
+
+
+@TENSORFLOW_ONLY
+def test_changing_one_variant_retrains_only_that_variant(pipeline):
+    backend, repo, env, _ = pipeline
+    edit_params(repo, lambda d: d["variants"]["tiny_relu"].update(epochs=2))
+    assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == {"train@tiny_relu", "evaluate@tiny_relu"}
+    assert json.loads((repo / "reports/metrics/tiny_relu.json").read_text())["epochs_run"] == 2
+
+
+@TENSORFLOW_ONLY
+def test_unknown_variant_and_bad_variant_params_stop_before_training(pipeline):
+    backend, repo, env, _ = pipeline
+    result = run_stage("train", repo, FASHION_MNIST_MIRROR="")
+    assert result.returncode == 1 and "usage: python -m stages.train <variant>" in result.stderr
+    result = run(["python", "-m", "stages.train", "nosuch"], repo, env, check=False)
+    assert result.returncode == 1
+    assert "error: variant 'nosuch' is not declared in params.yaml (declared: tiny_softmax, tiny_relu, tiny_stopping)" in result.stderr
+    original = (repo / "params.yaml").read_text()
+    try:
+        edit_params(repo, lambda d: d["variants"]["tiny_stopping"]["callbacks"]["early_stopping"].update(patience=-1))
+        result = run(["python", "-m", "stages.train", "tiny_relu"], repo, env, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "'variants.tiny_stopping.callbacks.early_stopping.patience' = -1 is not allowed" in result.stderr
+        assert "Epoch 1/" not in result.stdout  # no training started
+    finally:
+        (repo / "params.yaml").write_text(original)
+
+
+@TENSORFLOW_ONLY
+def test_evaluate_names_a_corrupt_model_file_and_the_stage_to_rerun(pipeline):
+    backend, repo, env, _ = pipeline
+    model_file = repo / "models/tiny_softmax/model.keras"
+    model_file.chmod(0o644)
+    model_file.write_bytes(b"truncated")
+    before = (repo / "reports/metrics/tiny_softmax.json").read_bytes()
+    result = run(["python", "-m", "stages.evaluate", "tiny_softmax"], repo, env, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: models/tiny_softmax/model.keras: unreadable" in result.stderr
+    assert "run `dvc repro train@tiny_softmax`" in result.stderr
+    assert (repo / "reports/metrics/tiny_softmax.json").read_bytes() == before  # the old result stays whole
