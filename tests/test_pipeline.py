@@ -1,4 +1,5 @@
-"""End to end: `dvc repro` in a fresh git repo holding a copy of the project, on generated data."""
+"""End to end: `dvc repro baseline` (download -> prepare -> baseline) in a fresh git repo holding a copy
+of the project, on generated data. test_train_pipeline.py covers the train and evaluate stages."""
 import json
 
 import numpy as np
@@ -25,7 +26,7 @@ def repo(tmp_path_factory):
 def test_repro_builds_every_output_then_reruns_nothing(repo):
     repo, mirror = repo
     env = stage_env(FASHION_MNIST_MIRROR=str(mirror))
-    first = run(["dvc", "repro"], repo, env)
+    first = run(["dvc", "repro", "baseline"], repo, env)
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     assert sorted(p.name for p in (repo / "data/raw").iterdir()) == sorted(p.name for p in mirror.iterdir())
@@ -38,9 +39,9 @@ def test_repro_builds_every_output_then_reruns_nothing(repo):
     # Nothing changed: a second repro runs no stage, and neither does switching the mirror
     # (the source is not a dependency; the pinned bytes are).
     for mirror_value in (str(mirror), "http://127.0.0.1:9/elsewhere/"):
-        again = run(["dvc", "repro"], repo, stage_env(FASHION_MNIST_MIRROR=mirror_value))
+        again = run(["dvc", "repro", "baseline"], repo, stage_env(FASHION_MNIST_MIRROR=mirror_value))
         assert "Running stage" not in again.stdout, again.stdout
-    status = run(["dvc", "status"], repo, env)
+    status = run(["dvc", "status", "baseline"], repo, env)
     assert "up to date" in status.stdout
 
     # dvc metrics show reads the metrics file declared in dvc.yaml.
@@ -53,7 +54,7 @@ def test_changing_a_stage_param_reruns_only_that_stage_and_below(repo):
     repo, mirror = repo
     env = stage_env(FASHION_MNIST_MIRROR=str(mirror))
     edit_params(repo, lambda d: d["baseline"].update(max_iter=6))
-    result = run(["dvc", "repro"], repo, env)
+    result = run(["dvc", "repro", "baseline"], repo, env)
     assert "Running stage 'baseline'" in result.stdout
     assert "Running stage 'download'" not in result.stdout and "Running stage 'prepare'" not in result.stdout
 
