@@ -5,6 +5,7 @@ Import only after fmnist.backend.use().
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
