@@ -68,7 +68,7 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
     rebuilt = load_weights_into_rebuilt(model_dir / WEIGHTS_FILE, name, spec)
     whole = load_whole_model(model_dir / MODEL_FILE, name)
     rebuilt_val_predictions = predict_classes(rebuilt, val.x)
-    _, whole_val_accuracy = whole.evaluate(val.x, val.y, batch_size=1000, verbose=0)
+    whole_val_loss, whole_val_accuracy = whole.evaluate(val.x, val.y, batch_size=1000, verbose=0)
     rebuilt_correct = int(np.sum(rebuilt_val_predictions == val.y))
     restore = {
         "weights_predict_val_accuracy": rebuilt_correct / len(val.y),
@@ -82,8 +82,11 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
 
     # The variant's result: its best checkpoint where it keeps one, else the final model.
     evaluated_file = CHECKPOINT_FILE if spec.callbacks.checkpoint is not None else MODEL_FILE
-    model = load_whole_model(model_dir / evaluated_file, name) if evaluated_file != MODEL_FILE else whole
-    val_loss, val_accuracy = model.evaluate(val.x, val.y, batch_size=1000, verbose=0)
+    if evaluated_file == MODEL_FILE:  # already scored on validation above
+        model, val_loss, val_accuracy = whole, whole_val_loss, whole_val_accuracy
+    else:
+        model = load_whole_model(model_dir / evaluated_file, name)
+        val_loss, val_accuracy = model.evaluate(val.x, val.y, batch_size=1000, verbose=0)
     test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=1000, verbose=0)
     test_predictions = predict_classes(model, test.x)
     per_class = {
