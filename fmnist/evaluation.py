@@ -58,8 +58,11 @@ def predict_classes(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.argmax(model.predict(x, batch_size=1000, verbose=0), axis=1)
 
 
-def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split) -> tuple[dict, dict, np.ndarray]:
-    """Return (metrics, timing, test predictions) for the variant saved in model_dir."""
+def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split) -> tuple[dict, dict, dict, np.ndarray]:
+    """Return (metrics, details, timing, test predictions) for the variant saved in model_dir.
+
+    metrics: the headline numbers `dvc metrics show` tabulates; details: per class, restore checks.
+    """
     started = time.perf_counter()
     summary = read_summary(model_dir, name)
 
@@ -97,12 +100,15 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
         "val_loss": float(val_loss),
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
-        "test_accuracy_per_class": per_class,
         "epochs_run": summary["epochs_run"],
         "stopped_epoch": summary["stopped_epoch"],
         "best_epoch": summary["best_epoch"],
         "parameters": int(model.count_params()),
+    }
+    details = {
+        "test_accuracy_per_class": per_class,
         "evaluated_file": evaluated_file,
+        "backend": summary["backend"],
         "restore": restore,
     }
     timing = {
@@ -110,7 +116,7 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
         "seconds_per_epoch": round(summary["train_seconds"] / summary["epochs_run"], 3),
         "evaluate_seconds": round(time.perf_counter() - started, 3),
     }
-    return metrics, timing, test_predictions
+    return metrics, details, timing, test_predictions
 
 
 def confusion_rows(labels: np.ndarray, predictions: np.ndarray) -> str:

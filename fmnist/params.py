@@ -93,6 +93,9 @@ OPTIMIZER_OPTIONS = {
 }
 
 
+OPTIMIZER_CLASS_NAMES = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam"}
+
+
 class Optimizer(Section):
     name: Literal["sgd", "adagrad", "rmsprop", "adam"]
     learning_rate: float | None = Field(None, gt=0)
@@ -110,6 +113,11 @@ class Optimizer(Section):
     def options(self) -> dict[str, Any]:
         """The options given, as keyword arguments for the Keras optimizer."""
         return self.model_dump(exclude={"name"}, exclude_none=True)
+
+    def describe(self) -> str:
+        """As the chapter writes it: 'SGD(momentum=0.9, nesterov=True)', 'Adam()'."""
+        options = ", ".join(f"{key}={value}" for key, value in self.options().items())
+        return f"{OPTIMIZER_CLASS_NAMES[self.name]}({options})"
 
 
 class Checkpoint(Section):
@@ -140,6 +148,26 @@ class Variant(Section):
     validation: bool = False  # pass the validation split to fit(), for per-epoch val_loss/val_accuracy
     callbacks: Callbacks = Callbacks()
 
+    def describe_layers(self) -> str:
+        """'Dense(100, relu) + Dropout(0.3) → Dense(10, softmax)' (after Flatten)."""
+        hidden = [f"Dense({l.units}, {l.activation})" + (f" + Dropout({l.dropout:g})" if l.dropout else "")
+                  for l in self.hidden]
+        return " → ".join([*hidden, "Dense(10, softmax)"])
+
+    def monitor(self) -> str:
+        """The validation metric that picks the best epoch: the callbacks' monitor, else val_loss."""
+        chosen = self.callbacks.checkpoint or self.callbacks.early_stopping
+        return chosen.monitor if chosen else "val_loss"
+
+    def describe_callbacks(self) -> str:
+        parts = []
+        if self.callbacks.checkpoint:
+            parts.append(f"ModelCheckpoint(best {self.callbacks.checkpoint.monitor})")
+        if stopping := self.callbacks.early_stopping:
+            restore = ", restore_best_weights" if stopping.restore_best_weights else ""
+            parts.append(f"EarlyStopping({stopping.monitor}, patience={stopping.patience}{restore})")
+        return ", ".join(parts)
+
     @model_validator(mode="after")
     def _callbacks_need_validation(self) -> "Variant":
         used = [name for name in ("checkpoint", "early_stopping") if getattr(self.callbacks, name) is not None]
@@ -163,12 +191,47 @@ class VariantsParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)],
         return self
 
 
+class ChapterResult(Section):
+    """A number the book reports, and which of our metrics it is comparable with."""
+
+    metric: Literal["val_accuracy", "test_accuracy", "cv_accuracy"]
+    value: float = Field(gt=0, le=1)
+
+
+class ChapterParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)], ChapterResult]]):
+    """variant name (or 'baseline') -> the chapter's result; variants the book has no number for are left out."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class PlotParams(Section):
+    sample_images: int = Field(10, ge=1, le=30)  # the first N training images, in one row
+    # Variants drawn together in the optimizer comparison (training loss per epoch).
+    optimizer_comparison: list[Annotated[str, Field(pattern=VARIANT_NAME)]] = Field(min_length=1)
+    dpi: int = Field(100, ge=50, le=300)
+
+
+GATED_METRIC = r"^[a-z][a-z0-9_]{0,63}\.[a-z][a-z0-9_.]*$"  # <metrics file stem>.<key>
+
+
+class GatesParams(Section):
+    """Thresholds for `python -m stages.gate` (not a pipeline stage: CI and people run it)."""
+
+    reference: str = Field("main", min_length=1)  # git ref that max_drop is measured against
+    max_drop: float = Field(0.005, ge=0, le=1)
+    reproduce_tolerance: float = Field(0.002, ge=0, le=1)  # --reproduces: |fresh - committed| accuracy
+    minimum: dict[Annotated[str, Field(pattern=GATED_METRIC)], float] = Field(min_length=1)
+
+
 SECTIONS: dict[str, type[BaseModel]] = {
     "download": DownloadParams,
     "prepare": PrepareParams,
     "baseline": BaselineParams,
     "train": TrainParams,
     "variants": VariantsParams,
+    "chapter": ChapterParams,
+    "plot": PlotParams,
+    "gates": GatesParams,
 }
 
 def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:

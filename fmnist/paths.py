@@ -5,9 +5,19 @@ RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")  # {train,val,test}.npz
 MODELS_DIR = Path("models")  # <variant>/ holding the files below
 HISTORY_DIR = Path("reports/train")  # <variant>/: dvclive's per-epoch logs
-METRICS_DIR = Path("reports/metrics")  # <variant>.json, baseline.json: results, deterministic
+METRICS_DIR = Path("reports/metrics")  # <variant>.json, baseline.json: headline results (DVC metrics)
+DETAILS_DIR = Path("reports/evaluation")  # <variant>.json, baseline.json: per-class, per-fold, restore checks
 TIMING_DIR = Path("reports/timing")  # <variant>.json, baseline.json: wall-clock seconds
 CONFUSION_DIR = Path("reports/confusion")  # <variant>.csv: actual,predicted per test image
+FIGURES_DIR = Path("reports/figures")  # *.png from the plot stage
+CURVES_DIR = Path("reports/curves")  # train_val/<variant>.csv, train/<variant>.csv: per-epoch data for `dvc plots`
+SUMMARY_REPORT = Path("reports/summary.md")  # the report stage's one-page result
+
+# Inside reports/figures/
+SAMPLES_FIGURE = "samples.png"  # the first training images with their class names
+OPTIMIZERS_FIGURE = "optimizers.png"  # training loss per epoch of plot.optimizer_comparison
+ACCURACY_FIGURE = "accuracy.png"  # validation and test accuracy of every variant and the baseline
+CONFUSION_FIGURE = "confusion_best.png"  # test confusion matrix of the best variant by validation accuracy
 
 # Inside models/<variant>/
 MODEL_FILE = "model.keras"  # the whole model after fit (best weights restored by early stopping)
@@ -20,5 +30,14 @@ def metrics_file(name: str) -> Path:
     return METRICS_DIR / f"{name}.json"
 
 
+def details_file(name: str) -> Path:
+    return DETAILS_DIR / f"{name}.json"
+
+
 def timing_file(name: str) -> Path:
     return TIMING_DIR / f"{name}.json"
+
+
+def curves_figure(name: str) -> str:
+    """Loss and accuracy per epoch of a variant fitted with validation (inside reports/figures/)."""
+    return f"curves_{name}.png"

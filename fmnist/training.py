@@ -18,7 +18,6 @@ from fmnist.params import TrainParams, Variant
 from fmnist.paths import CHECKPOINT_FILE, HISTORY_DIR, MODEL_FILE, MODELS_DIR, SUMMARY_FILE, WEIGHTS_FILE
 
 
-
 class LiveHistory(keras.callbacks.Callback):
     """dvclive's Keras callback (dvclive.keras.DVCLiveCallback) without its `import tensorflow`:
     that one subclasses tf.keras, which costs every JAX-backend stage ~1.5 s of TensorFlow start-up.
@@ -72,8 +71,7 @@ def summarize(spec: Variant, history: dict[str, list[float]], callbacks) -> dict
             stopped_epoch = callback.stopped_epoch + 1
     best_epoch = None
     if spec.validation:
-        monitor = spec.callbacks.checkpoint or spec.callbacks.early_stopping
-        metric = monitor.monitor if monitor else "val_loss"
+        metric = spec.monitor()
         values = np.asarray(history[metric])
         best_epoch = int(np.argmax(values) if metric == "val_accuracy" else np.argmin(values)) + 1
     return {"epochs_run": epochs_run, "stopped_epoch": stopped_epoch, "best_epoch": best_epoch}

@@ -1,7 +1,7 @@
 """Stage evaluate@<variant>: reload the saved variant from disk and score it on validation and test.
 
-Writes reports/metrics/<variant>.json (deterministic results), reports/timing/<variant>.json
-(wall-clock times) and reports/confusion/<variant>.csv (DVC confusion plot data).
+Writes reports/metrics/<variant>.json (headline results), reports/evaluation/<variant>.json
+(per-class accuracy, restore checks), reports/timing/<variant>.json (wall-clock times) and reports/confusion/<variant>.csv (DVC confusion plot data).
 Usage: python -m stages.evaluate <variant>
 """
 import sys
@@ -16,13 +16,14 @@ def main() -> None:
     backend.use(shared.backend)
     from fmnist import evaluation  # imports keras: only after the backend is chosen
 
-    metrics, timing, predictions = evaluation.evaluate(name, spec, paths.MODELS_DIR / name, val, test)
+    metrics, details, timing, predictions = evaluation.evaluate(name, spec, paths.MODELS_DIR / name, val, test)
     atomic.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
     atomic.write_json(paths.timing_file(name), timing)
+    atomic.write_json(paths.details_file(name), details)
     atomic.write_json(paths.metrics_file(name), metrics)
     print(f"{paths.metrics_file(name)}: validation {metrics['val_accuracy']:.4f}, "
-          f"test {metrics['test_accuracy']:.4f} ({metrics['evaluated_file']}); "
-          f"weights and whole-model restores agree: {metrics['restore']['agree']}")
+          f"test {metrics['test_accuracy']:.4f} ({details['evaluated_file']}); "
+          f"weights and whole-model restores agree: {details['restore']['agree']}")
 
 
 if __name__ == "__main__":

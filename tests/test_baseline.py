@@ -22,8 +22,10 @@ def test_baseline_metrics_and_determinism(prepared_repo):
         outputs.append((prepared_repo / "reports/metrics/baseline.json").read_bytes())
     assert outputs[0] == outputs[1]  # same params and data => identical metrics file
     metrics = json.loads(outputs[0])
-    folds = [metrics["cv_accuracy"][f"fold_{i}"] for i in range(1, 6)]
-    assert metrics["cv_accuracy"]["mean"] == pytest.approx(sum(folds) / 5)
+    details = json.loads((prepared_repo / "reports/evaluation/baseline.json").read_text())
+    folds = [details["cv_fold_accuracy"][f"fold_{i}"] for i in range(1, 6)]
+    assert metrics["cv_accuracy"] == pytest.approx(sum(folds) / 5)
+    assert details["converged"] is False
     # The generated classes are separable: far above chance (0.1) even after 5 SGD epochs.
     assert min(folds) > 0.5 and metrics["val_accuracy"] > 0.5 and metrics["test_accuracy"] > 0.5
     timing = json.loads((prepared_repo / "reports/timing/baseline.json").read_text())
@@ -38,8 +40,8 @@ def test_baseline_follows_cv_param(prepared_repo):
     edit_params(repo, lambda d: d["baseline"].update(cv=3, n_jobs=1))
     try:
         assert run_stage("baseline", repo).returncode == 0
-        metrics = json.loads((repo / "reports/metrics/baseline.json").read_text())
-        assert sorted(metrics["cv_accuracy"]) == ["fold_1", "fold_2", "fold_3", "mean"]
+        details = json.loads((repo / "reports/evaluation/baseline.json").read_text())
+        assert sorted(details["cv_fold_accuracy"]) == ["fold_1", "fold_2", "fold_3"]
     finally:
         edit_params(repo, lambda d: d["baseline"].update(cv=5, n_jobs=-1))
 

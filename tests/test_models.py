@@ -129,9 +129,9 @@ def test_weights_and_whole_model_round_trips_agree_exactly(in_tmp, tiny):
     np.testing.assert_array_equal(rebuilt.predict(val.x, verbose=0), whole.predict(val.x, verbose=0))
     for a, b in zip(rebuilt.get_weights(), whole.get_weights()):
         np.testing.assert_array_equal(a, b)
-    metrics, _, _ = evaluation.evaluate("v", spec, trained_dir, val, val)
-    assert metrics["restore"]["agree"] is True
-    assert metrics["restore"]["weights_predict_val_accuracy"] == pytest.approx(metrics["val_accuracy"], abs=1e-6)
+    metrics, details, _, _ = evaluation.evaluate("v", spec, trained_dir, val, val)
+    assert details["restore"]["agree"] is True
+    assert details["restore"]["weights_predict_val_accuracy"] == pytest.approx(metrics["val_accuracy"], abs=1e-6)
 
 
 def test_interrupted_training_leaves_no_partial_output(in_tmp, tiny, monkeypatch):

@@ -37,6 +37,8 @@ def pipeline(request, tmp_path_factory):
         document["download"]["sha256"] = pins
         document["train"]["backend"] = request.param
         document["variants"] = TINY_VARIANTS
+        document["chapter"] = {"tiny_stopping": {"metric": "val_accuracy", "value": 0.5}}
+        document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
 
     edit_params(repo, tiny)
     init_git_dvc_repo(repo)
@@ -53,15 +55,23 @@ def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
         assert summary["backend"] == backend
         metrics = json.loads((repo / "reports/metrics" / f"{name}.json").read_text())
         assert 0.0 <= metrics["val_accuracy"] <= 1.0 and 0.0 <= metrics["test_accuracy"] <= 1.0
-        assert metrics["restore"]["agree"] is True
-        assert len(metrics["test_accuracy_per_class"]) == 10
+        details = json.loads((repo / "reports/evaluation" / f"{name}.json").read_text())
+        assert details["restore"]["agree"] is True and details["backend"] == backend
+        assert len(details["test_accuracy_per_class"]) == 10
         rows = (repo / "reports/confusion" / f"{name}.csv").read_text().splitlines()
         assert rows[0] == "actual,predicted" and len(rows) == 101
         assert (repo / "reports/train" / name / "plots/metrics/train/loss.tsv").is_file()
     assert json.loads((repo / "reports/metrics/tiny_softmax.json").read_text())["parameters"] == 7850
     stopping = json.loads((repo / "reports/metrics/tiny_stopping.json").read_text())
-    assert stopping["evaluated_file"] == "best.keras" and 1 <= stopping["best_epoch"] <= 2
+    assert 1 <= stopping["best_epoch"] <= 2
+    assert json.loads((repo / "reports/evaluation/tiny_stopping.json").read_text())["evaluated_file"] == "best.keras"
     assert (repo / "reports/train/tiny_stopping/plots/metrics/eval/accuracy.tsv").is_file()
+    # The last stages ran on the real outputs: a curve figure for the validated variant, a report row each.
+    assert {"plot", "report"} <= ran_stages(first.stdout)
+    assert (repo / "reports/figures/curves_tiny_stopping.png").is_file()
+    summary = (repo / "reports/summary.md").read_text()
+    for name in TINY_VARIANTS:
+        assert f"\n| {name} " in summary
     # Nothing changed: nothing reruns.
     assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == set()
 
@@ -79,7 +89,8 @@ def test_training_twice_gives_identical_metrics(pipeline):
 def test_changing_one_variant_retrains_only_that_variant(pipeline):
     backend, repo, env, _ = pipeline
     edit_params(repo, lambda d: d["variants"]["tiny_relu"].update(epochs=2))
-    assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == {"train@tiny_relu", "evaluate@tiny_relu"}
+    # The other variants stay as they are; the figures and the report, which show every variant, follow.
+    assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == {"train@tiny_relu", "evaluate@tiny_relu", "plot", "report"}
     assert json.loads((repo / "reports/metrics/tiny_relu.json").read_text())["epochs_run"] == 2
 
 

@@ -1,0 +1,161 @@
+"""Read what train/evaluate/baseline wrote, for the plot and report stages. Nothing here recomputes a
+metric: every number comes from the files, and a declared variant whose file is missing is an error
+that names the stage to run, never a silently shorter chart or table.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fmnist import paths
+from fmnist.dataset import CLASS_NAMES
+from fmnist.params import BaselineParams, ChapterParams, Variant
+from fmnist.stage import StageError
+
+BASELINE = "baseline"  # the name the baseline's files and chapter entry go by
+# dvclive's folders for Keras's `loss`/`accuracy` (train) and `val_loss`/`val_accuracy` (eval).
+HISTORY_SERIES = {"loss": "train/loss", "accuracy": "train/accuracy",
+                  "val_loss": "eval/loss", "val_accuracy": "eval/accuracy"}
+
+
+def _stage_for(name: str, producer: str) -> str:
+    return BASELINE if name == BASELINE else f"{producer}@{name}"
+
+
+def _missing(path: Path, name: str, producer: str, problem: str = "not found") -> StageError:
+    what = "the baseline" if name == BASELINE else f"variant '{name}' (declared in params.yaml)"
+    return StageError(f"{path}: {problem}; {what} has no results yet: run `dvc repro {_stage_for(name, producer)}`")
+
+
+def read_json(path: Path, name: str, producer: str = "evaluate") -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise _missing(path, name, producer) from None
+    except ValueError as error:
+        raise _missing(path, name, producer, f"not valid JSON ({error})") from None
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything the stages wrote about one variant (or the baseline)."""
+
+    name: str
+    metrics: dict  # reports/metrics/<name>.json
+    details: dict  # reports/evaluation/<name>.json
+    timing: dict  # reports/timing/<name>.json
+
+
+def load_result(name: str) -> Result:
+    return Result(
+        name,
+        read_json(paths.metrics_file(name), name),
+        read_json(paths.details_file(name), name),
+        read_json(paths.timing_file(name), name),
+    )
+
+
+def load_history(name: str, spec: Variant) -> pd.DataFrame:
+    """Per-epoch history from dvclive's TSVs: epoch (1-based), loss, accuracy (+ val_loss, val_accuracy)."""
+    wanted = [s for s in HISTORY_SERIES if spec.validation or not s.startswith("val_")]
+    columns = {}
+    for series in wanted:
+        path = paths.HISTORY_DIR / name / "plots" / "metrics" / f"{HISTORY_SERIES[series]}.tsv"
+        try:
+            table = pd.read_csv(path, sep="\t")
+        except FileNotFoundError:
+            raise _missing(path, name, "train") from None
+        except (ValueError, pd.errors.ParserError) as error:
+            raise _missing(path, name, "train", f"unreadable ({error})") from None
+        value_column = path.stem  # dvclive names the value column after the file: loss / accuracy
+        if list(table.columns) != ["step", value_column]:
+            raise _missing(path, name, "train", f"expected columns step, {value_column}, found {list(table.columns)}")
+        columns[series] = table[value_column].to_numpy()
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise _missing(paths.HISTORY_DIR / name, name, "train", "history series of different or zero length")
+    history = pd.DataFrame(columns)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return history
+
+
+def confusion_counts(name: str) -> np.ndarray:
+    """10 x 10 counts (row: actual class, column: predicted) from the evaluate stage's CSV."""
+    path = paths.CONFUSION_DIR / f"{name}.csv"
+    try:
+        rows = pd.read_csv(path, dtype=str)
+    except FileNotFoundError:
+        raise _missing(path, name, "evaluate") from None
+    index = {class_name: i for i, class_name in enumerate(CLASS_NAMES)}
+    try:
+        actual, predicted = rows["actual"].map(index), rows["predicted"].map(index)
+    except KeyError:
+        raise _missing(path, name, "evaluate", "expected columns actual,predicted") from None
+    if actual.isna().any() or predicted.isna().any():
+        raise _missing(path, name, "evaluate", "holds a class name that is not one of Fashion-MNIST's ten")
+    counts = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), dtype=np.int64)
+    np.add.at(counts, (actual.to_numpy(int), predicted.to_numpy(int)), 1)
+    return counts
+
+
+def check_declared(names: list[str], variants: dict[str, Variant], key: str, allow_baseline: bool = False) -> None:
+    """Every name a params section refers to must be a declared variant (or the baseline where allowed)."""
+    known = [*variants, *([BASELINE] if allow_baseline else [])]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise StageError(f"params.yaml: {key} names {', '.join(map(repr, unknown))}, which "
+                         f"{'is' if len(unknown) == 1 else 'are'} not declared (declared: {', '.join(known)})")
+
+
+def check_chapter(chapter: ChapterParams, variants: dict[str, Variant]) -> None:
+    check_declared(list(chapter.root), variants, "chapter", allow_baseline=True)
+    for name, reference in chapter.root.items():
+        if (reference.metric == "cv_accuracy") != (name == BASELINE):
+            allowed = "cv_accuracy" if name == BASELINE else "val_accuracy or test_accuracy"
+            raise StageError(f"params.yaml: chapter.{name}.metric = {reference.metric!r} is not allowed: "
+                             f"{'the baseline' if name == BASELINE else 'a Keras variant'} reports {allowed}")
+
+
+def best_variant(results: dict[str, Result]) -> str:
+    """The variant with the highest validation accuracy (chosen on validation, never on test)."""
+    return max((name for name in results if name != BASELINE), key=lambda name: results[name].metrics["val_accuracy"])
+
+
+def comparison_table(results: dict[str, Result], variants: dict[str, Variant], chapter: ChapterParams,
+                     baseline: BaselineParams) -> pd.DataFrame:
+    """One row per variant and the baseline, sorted by validation accuracy (best first)."""
+    rows = []
+    for name, result in results.items():
+        metrics = result.metrics
+        reference = chapter.root.get(name)
+        ours = metrics[reference.metric] if reference else None
+        if name == BASELINE:
+            what = f"logistic regression: SGDClassifier({baseline.loss}, max_iter={baseline.max_iter}), {baseline.cv}-fold CV"
+            epochs = best = stopped = None
+            seconds = result.timing["train_fit_seconds"]
+        else:
+            spec = variants[name]
+            what = f"{spec.describe_layers()}; {spec.optimizer.describe()}"
+            if callbacks := spec.describe_callbacks():
+                what += f"; {callbacks}"
+            epochs, best, stopped = metrics["epochs_run"], metrics["best_epoch"], metrics["stopped_epoch"]
+            seconds = result.timing["train_seconds"]
+        rows.append({
+            "variant": name,
+            "what": what,
+            "epochs": epochs,
+            "best_epoch": best,
+            "stopped_epoch": stopped,
+            "val_accuracy": metrics["val_accuracy"],
+            "test_accuracy": metrics["test_accuracy"],
+            "chapter_metric": reference.metric if reference else None,
+            "chapter": reference.value if reference else None,
+            "ours": ours,
+            "difference": ours - reference.value if reference else None,
+            "train_seconds": seconds,
+        })
+    return pd.DataFrame(rows).sort_values("val_accuracy", ascending=False, kind="stable").reset_index(drop=True)

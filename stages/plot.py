@@ -1,0 +1,50 @@
+"""Stage plot: the chapter's figures (reports/figures/*.png) and per-epoch curve data for `dvc plots`
+(reports/curves/train_val/<variant>.csv for variants fitted with validation, reports/curves/train/ for the rest).
+
+Reads only what earlier stages wrote; a declared variant without its files stops the stage with the
+name of the stage to run.
+"""
+from fmnist import atomic, dataset, figures, params, paths, results, stage
+
+
+def main() -> None:
+    plot = params.load("plot")
+    chapter = params.load("chapter")
+    variants = params.load("variants").root
+    baseline = params.load("baseline")
+    results.check_declared(plot.optimizer_comparison, variants, "plot.optimizer_comparison")
+    results.check_chapter(chapter, variants)
+
+    loaded = {name: results.load_result(name) for name in [results.BASELINE, *variants]}
+    histories = {name: results.load_history(name, spec) for name, spec in variants.items()}
+    best = results.best_variant(loaded)
+    confusion = results.confusion_counts(best)
+    images, labels = dataset.load_raw("train")
+
+    with atomic.atomic_dir(paths.FIGURES_DIR) as figures_dir, atomic.atomic_dir(paths.CURVES_DIR) as curves_dir:
+        def save(figure, file_name):
+            figures.save(figure, figures_dir / file_name, plot.dpi)
+
+        save(figures.sample_images(images[:plot.sample_images], labels[:plot.sample_images]), paths.SAMPLES_FIGURE)
+        for name, spec in variants.items():
+            folder = curves_dir / ("train_val" if spec.validation else "train")
+            folder.mkdir(exist_ok=True)
+            histories[name].to_csv(folder / f"{name}.csv", index=False)
+            if spec.validation:
+                metrics = loaded[name].metrics
+                save(figures.training_curves(name, spec.description, histories[name], metrics["best_epoch"],
+                                             metrics["stopped_epoch"], spec.monitor()), paths.curves_figure(name))
+        labels_by_name = {name: f"{variants[name].optimizer.describe()}: {name}, validation accuracy "
+                                f"{loaded[name].metrics['val_accuracy']:.4f}" for name in plot.optimizer_comparison}
+        save(figures.optimizer_comparison({n: histories[n] for n in plot.optimizer_comparison}, labels_by_name),
+             paths.OPTIMIZERS_FIGURE)
+        save(figures.accuracy_comparison(results.comparison_table(loaded, variants, chapter, baseline)), paths.ACCURACY_FIGURE)
+        title = (f"Test-set confusion matrix of {best}\n(highest validation accuracy: "
+                 f"{loaded[best].metrics['val_accuracy']:.4f}; test {loaded[best].metrics['test_accuracy']:.4f})")
+        save(figures.confusion_heatmap(confusion, title), paths.CONFUSION_FIGURE)
+    print(f"{paths.FIGURES_DIR}: {len(list(paths.FIGURES_DIR.glob('*.png')))} figures; "
+          f"best variant by validation accuracy: {best}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

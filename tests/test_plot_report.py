@@ -1,0 +1,246 @@
+"""Stages plot and report on generated results (no training): figures, report rows, DVC plots, bad input."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fmnist import dataset, figures, paths
+from fmnist.dataset import CLASS_NAMES
+from tests.conftest import write_fake_dataset
+from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage
+
+DPI = 60
+VARIANTS = {
+    "plain": {"description": "one Dense softmax layer", "hidden": [], "optimizer": {"name": "rmsprop"}, "epochs": 3},
+    "fast": {"description": "relu with SGD(lr 0.1)", "hidden": [{"units": 8, "activation": "relu"}],
+             "optimizer": {"name": "sgd", "learning_rate": 0.1}, "epochs": 3},
+    "watched": {"description": "dropout, early stopping", "hidden": [{"units": 8, "activation": "relu", "dropout": 0.3}],
+                "optimizer": {"name": "adam"}, "epochs": 6, "validation": True,
+                "callbacks": {"checkpoint": {"monitor": "val_loss"}, "early_stopping": {"patience": 2}}},
+}
+CHAPTER = {"baseline": {"metric": "cv_accuracy", "value": 0.8196}, "watched": {"metric": "val_accuracy", "value": 0.88}}
+
+
+def write_json(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+def write_history(repo, name, series, values):
+    path = repo / paths.HISTORY_DIR / name / "plots/metrics" / f"{series}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    column = series.split("/")[1]
+    path.write_text(f"step\t{column}\n" + "".join(f"{step}\t{value}\n" for step, value in enumerate(values)))
+
+
+def write_fake_results(repo, seed=0):
+    """What baseline/train/evaluate would write, with made-up numbers; returns {name: metrics}."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for name, spec in VARIANTS.items():
+        epochs_run = 5 if name == "watched" else spec["epochs"]
+        losses = np.sort(rng.uniform(0.3, 0.8, epochs_run))[::-1]
+        write_history(repo, name, "train/loss", losses)
+        write_history(repo, name, "train/accuracy", 1 - losses / 2)
+        if spec.get("validation"):
+            write_history(repo, name, "eval/loss", losses + 0.05)
+            write_history(repo, name, "eval/accuracy", 0.95 - losses / 2)
+        metrics = {"val_accuracy": float(rng.uniform(0.8, 0.9)), "val_loss": 0.4,
+                   "test_accuracy": float(rng.uniform(0.8, 0.9)), "test_loss": 0.45, "epochs_run": epochs_run,
+                   "stopped_epoch": 5 if name == "watched" else None, "best_epoch": 3 if name == "watched" else None,
+                   "parameters": 100}
+        details = {"test_accuracy_per_class": {c: round(float(rng.uniform(0.5, 1)), 3) for c in CLASS_NAMES},
+                   "evaluated_file": "model.keras", "backend": "tensorflow", "restore": {"agree": True}}
+        write_json(repo / paths.metrics_file(name), metrics)
+        write_json(repo / paths.details_file(name), details)
+        write_json(repo / paths.timing_file(name), {"train_seconds": round(float(rng.uniform(1, 9)), 3)})
+        actual = np.arange(200) % 10
+        predicted = np.where(rng.random(200) < 0.8, actual, rng.integers(0, 10, 200))
+        rows = "".join(f"{CLASS_NAMES[a]},{CLASS_NAMES[p]}\n" for a, p in zip(actual, predicted))
+        (repo / paths.CONFUSION_DIR).mkdir(parents=True, exist_ok=True)
+        (repo / paths.CONFUSION_DIR / f"{name}.csv").write_text("actual,predicted\n" + rows)
+        written[name] = metrics
+    baseline = {"cv_accuracy": 0.8194, "val_accuracy": 0.834, "test_accuracy": 0.8249}
+    write_json(repo / paths.metrics_file("baseline"), baseline)
+    write_json(repo / paths.details_file("baseline"), {"cv_fold_accuracy": {"fold_1": 0.8194}, "converged": False})
+    write_json(repo / paths.timing_file("baseline"), {"train_fit_seconds": 3.4})
+    written["baseline"] = baseline
+    return written
+
+
+@pytest.fixture(scope="module")
+def results_repo(tmp_path_factory):
+    """A project copy with generated raw data and results, after the plot and report stages ran."""
+    repo = copy_project(tmp_path_factory.mktemp("plot") / "repo")
+    write_fake_dataset(repo / paths.RAW_DIR, n_train=60, n_test=20)
+    edit_params(repo, lambda d: d.update(
+        variants=VARIANTS, chapter=CHAPTER,
+        plot={"sample_images": 10, "optimizer_comparison": ["plain", "fast"], "dpi": DPI}))
+    metrics = write_fake_results(repo)
+    for name in ("plot", "report"):
+        result = run_stage(name, repo)
+        assert result.returncode == 0, result.stderr
+    return repo, metrics
+
+
+def copy_with_results(source, tmp_path):
+    repo = copy_project(tmp_path / "repo")
+    for folder in ("data", "reports"):
+        shutil.copytree(source / folder, repo / folder)
+    shutil.copy2(source / "params.yaml", repo / "params.yaml")
+    return repo
+
+
+def png(path):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("L"))
+
+
+@pytest.mark.parametrize("file_name, kind", [
+    (paths.SAMPLES_FIGURE, "samples"),
+    (paths.curves_figure("watched"), "curves"),
+    (paths.OPTIMIZERS_FIGURE, "optimizers"),
+    (paths.ACCURACY_FIGURE, "accuracy"),
+    (paths.CONFUSION_FIGURE, "confusion"),
+])
+def test_each_figure_is_a_png_of_its_size_and_not_blank(results_repo, file_name, kind):
+    repo, _ = results_repo
+    pixels = png(repo / paths.FIGURES_DIR / file_name)
+    width, height = (round(inches * DPI) for inches in figures.FIGURE_SIZES[kind])
+    assert pixels.shape == (height, width)
+    # Not blank: plenty of dark (ink) and light (paper) pixels and many grey levels.
+    assert (pixels < 100).mean() > 0.002 and (pixels > 200).mean() > 0.3
+    assert len(np.unique(pixels)) > 20
+
+
+def test_figures_are_exactly_the_expected_set(results_repo):
+    repo, _ = results_repo
+    # Curves only for the variant fitted with validation; nothing stale or temporary left behind.
+    assert sorted(p.name for p in (repo / paths.FIGURES_DIR).iterdir()) == sorted([
+        paths.SAMPLES_FIGURE, paths.curves_figure("watched"), paths.OPTIMIZERS_FIGURE,
+        paths.ACCURACY_FIGURE, paths.CONFUSION_FIGURE])
+
+
+def test_sample_figure_titles_each_image_with_its_class(results_repo):
+    repo, _ = results_repo
+    images, labels = dataset.load_raw("train", repo / paths.RAW_DIR)
+    figure = figures.sample_images(images[:10], labels[:10])
+    assert [ax.get_title() for ax in figure.axes] == [CLASS_NAMES[label] for label in labels[:10]]
+    np.testing.assert_array_equal(figure.axes[3].images[0].get_array(), images[3])
+
+
+def test_curve_data_has_one_file_per_variant_with_the_history(results_repo):
+    repo, _ = results_repo
+    curves = repo / paths.CURVES_DIR
+    assert sorted(p.name for p in (curves / "train").iterdir()) == ["fast.csv", "plain.csv"]
+    assert sorted(p.name for p in (curves / "train_val").iterdir()) == ["watched.csv"]
+    lines = (curves / "train_val/watched.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(lines) == 6
+    first_loss = (repo / paths.HISTORY_DIR / "watched/plots/metrics/train/loss.tsv").read_text().splitlines()[1]
+    assert lines[1].split(",")[:2] == ["1", first_loss.split("\t")[1]]
+
+
+def report_rows(repo) -> dict[str, list[str]]:
+    text = (repo / paths.SUMMARY_REPORT).read_text()
+    table = text.split("## Results", 1)[1].split("\n\n| ", 1)[1].split("\n\n", 1)[0]
+    rows = table.splitlines()[2:]  # the first table after the heading, without its header and rule
+    return {cells[0].strip("*"): cells for cells in ([c.strip() for c in row.strip("|").split("|")] for row in rows)}
+
+
+def test_report_has_one_row_per_variant_with_its_metrics(results_repo):
+    repo, metrics = results_repo
+    rows = report_rows(repo)
+    assert set(rows) == set(VARIANTS) | {"baseline"}
+    for name, values in metrics.items():
+        assert rows[name][3] == f"{values['val_accuracy']:.4f}" and rows[name][4] == f"{values['test_accuracy']:.4f}"
+    # Sorted by validation accuracy, best first.
+    order = [name for name in rows]
+    assert order == sorted(metrics, key=lambda n: -metrics[n]["val_accuracy"])
+    # The chapter's value and the difference on the same metric (CV for the baseline).
+    assert rows["watched"][5] == "0.8800"
+    assert rows["watched"][6] == f"{metrics['watched']['val_accuracy'] - 0.88:+.4f}".replace("-", "−")
+    assert rows["baseline"][5] == "0.8196 (5-fold CV; ours 0.8194)" and rows["baseline"][6] == "−0.0002"
+    assert rows["watched"][2] == "5 (stopped at 5, best 3)" and rows["plain"][6] == ""
+    timing = json.loads((repo / paths.timing_file("fast")).read_text())["train_seconds"]
+    assert rows["fast"][7] == f"{timing:.1f} s"
+    assert "SGD(learning_rate=0.1)" in rows["fast"][1] and "EarlyStopping(val_loss, patience=2" in rows["watched"][1]
+
+
+def test_report_embeds_every_figure_and_names_the_data(results_repo):
+    repo, _ = results_repo
+    text = (repo / paths.SUMMARY_REPORT).read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert sorted(linked) == sorted(f"figures/{p.name}" for p in (repo / paths.FIGURES_DIR).iterdir())
+    for digest in yaml.safe_load((repo / "params.yaml").read_text())["download"]["sha256"].values():
+        assert f"sha256 `{digest}`" in text
+    assert "Keras backend: tensorflow" in text and "keras 3." in text
+
+
+def test_plot_stage_is_deterministic(results_repo):
+    repo, _ = results_repo
+    before = {p.name: p.read_bytes() for p in (repo / paths.FIGURES_DIR).iterdir()}
+    assert run_stage("plot", repo).returncode == 0
+    assert {p.name: p.read_bytes() for p in (repo / paths.FIGURES_DIR).iterdir()} == before
+
+
+@pytest.mark.parametrize("stage", ["plot", "report"])
+def test_a_variant_without_metrics_names_the_stage_to_run(results_repo, tmp_path, stage):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    (repo / paths.metrics_file("fast")).unlink()
+    before = {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()}
+    result = run_stage(stage, repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ("error: reports/metrics/fast.json: not found; variant 'fast' (declared in params.yaml) has no "
+            "results yet: run `dvc repro evaluate@fast`") in result.stderr
+    # Nothing half-written: every existing output is as it was.
+    assert {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()} == before
+
+
+def test_a_variant_without_history_names_the_train_stage(results_repo, tmp_path):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    (repo / paths.HISTORY_DIR / "watched/plots/metrics/eval/loss.tsv").unlink()
+    result = run_stage("plot", repo)
+    assert result.returncode == 1
+    assert ("error: reports/train/watched/plots/metrics/eval/loss.tsv: not found; variant 'watched' "
+            "(declared in params.yaml) has no results yet: run `dvc repro train@watched`") in result.stderr
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["plot"].update(optimizer_comparison=["plain", "nosuch"]),
+     "params.yaml: plot.optimizer_comparison names 'nosuch', which is not declared (declared: plain, fast, watched)"),
+    (lambda d: d["chapter"].update(gone={"metric": "val_accuracy", "value": 0.8}),
+     "params.yaml: chapter names 'gone', which is not declared (declared: plain, fast, watched, baseline)"),
+    (lambda d: d["chapter"].update(plain={"metric": "cv_accuracy", "value": 0.8}),
+     "params.yaml: chapter.plain.metric = 'cv_accuracy' is not allowed: a Keras variant reports val_accuracy or test_accuracy"),
+    (lambda d: d["plot"].update(dpi=5), "'plot.dpi' = 5 is not allowed"),
+])
+def test_bad_plot_params_are_named(results_repo, tmp_path, edit, message):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    edit_params(repo, edit)
+    result = run_stage("plot", repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr
+
+
+def test_dvc_plots_show_renders_every_declared_plot(results_repo):
+    repo, _ = results_repo
+    init_git_dvc_repo(repo)
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    expected = {f"reports/curves/train/{n}.csv" for n in ("plain", "fast")} | {"reports/curves/train_val/watched.csv"}
+    expected |= {f"reports/confusion/{n}.csv" for n in VARIANTS}
+    expected |= {f"reports/figures/{p.name}" for p in (repo / paths.FIGURES_DIR).iterdir()}
+    assert set(shown["data"]) == expected
+    curves = shown["data"]["reports/curves/train_val/watched.csv"][0]["content"]
+    assert {row["field"] for row in curves["data"]["values"]} == {"loss", "val_loss", "accuracy", "val_accuracy"}
+    run(["dvc", "plots", "show", "-o", "html"], repo)
+    page = (repo / "html/index.html").read_text()
+    for plot_id in expected:
+        assert plot_id in page
