@@ -11,13 +11,18 @@ export PATH := $(BIN):$(PATH)
 # Quiet TensorFlow's C++ start-up banner; errors still print.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: repro test venv lock bench clean-venv
+.PHONY: repro test gate venv lock bench clean-venv
 
 repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP)
 	python -m pytest
+
+# The metric gate: params.yaml `gates` minimums and max drop against `gates.reference` (main).
+# Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".
+gate: $(STAMP)
+	python -m stages.gate $(GATE_ARGS)
 
 venv: $(STAMP)
 

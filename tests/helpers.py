@@ -52,11 +52,19 @@ def run(args, cwd: Path, env=None, check=True) -> subprocess.CompletedProcess:
     return result
 
 
-def run_stage(name: str, cwd: Path, **env) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", f"stages.{name}"], cwd, stage_env(**env), check=False)
+def run_stage(name: str, cwd: Path, args=(), **env) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", f"stages.{name}", *args], cwd, stage_env(**env), check=False)
+
+
+GIT_USER = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", *GIT_USER, "add", "-A"], repo)
+    run(["git", *GIT_USER, "commit", "-qm", message], repo)
 
 
 def init_git_dvc_repo(repo: Path) -> None:
-    run(["git", "init", "-q"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"], repo)
+    """A git repo on branch main with everything committed (the project copy already holds .dvc/)."""
+    run(["git", "init", "-q", "-b", "main"], repo)
+    commit_all(repo, "init")
