@@ -138,3 +138,17 @@ def test_train_section_rejects_unknown_backend_and_bad_batch_size():
         params.parse("train", with_change("train", "backend", "torch"))
     with pytest.raises(ParamsError, match=r"'train.batch_size' = 0 is not allowed"):
         params.parse("train", with_change("train", "batch_size", 0))
+
+
+def test_dvc_exp_set_param_changes_only_the_line_it_sets(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml with ruamel; the committed layout is already what it writes,
+    so an experiment's diff (and `dvc exp branch`) holds exactly the changed value."""
+    from dvc.utils.hydra import apply_overrides
+
+    copy = tmp_path / "params.yaml"
+    original = (REPO_ROOT / "params.yaml").read_text()
+    copy.write_text(original)
+    apply_overrides(str(copy), ["variants.dropout30.hidden.0.dropout=0.2"])
+    changed = [(a, b) for a, b in zip(original.splitlines(), copy.read_text().splitlines()) if a != b]
+    assert changed == [("      dropout: 0.3", "      dropout: 0.2")]
+    assert len(copy.read_text().splitlines()) == len(original.splitlines())

@@ -1,0 +1,134 @@
+"""Experiments, the queue and a shared remote, as the README documents them, in a temporary git+DVC repo
+with tiny variants on generated data (TensorFlow backend)."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import write_fake_dataset
+from tests.helpers import commit_all, copy_project, edit_params, init_git_dvc_repo, run, stage_env
+from tests.test_train_pipeline import TINY_VARIANTS, ran_stages
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The tiny pipeline reproduced and committed on main, as a user's repo would be."""
+    root = tmp_path_factory.mktemp("exp")
+    pins = write_fake_dataset(root / "mirror", n_train=300, n_test=60)
+    repo = copy_project(root / "repo")
+
+    def tiny(document):
+        document["download"]["sha256"] = pins
+        document["variants"] = TINY_VARIANTS
+        document["chapter"] = {}
+        document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
+
+    edit_params(repo, tiny)
+    init_git_dvc_repo(repo)
+    env = stage_env(FASHION_MNIST_MIRROR=str(root / "mirror"))
+    run(["dvc", "repro"], repo, env)
+    commit_all(repo, "results")
+    yield root, repo, env
+    run(["dvc", "queue", "stop", "--kill"], repo, env, check=False)
+
+
+@pytest.fixture
+def repo(project):
+    """The committed state again for every test (an experiment run in the workspace changes it)."""
+    root, repo, env = project
+    run(["git", "reset", "-q", "--hard"], repo, env)
+    run(["dvc", "checkout", "--force"], repo, env)
+    return repo, env
+
+
+def params_of(repo):
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def metrics_of(repo, name):
+    return json.loads((repo / "reports/metrics" / f"{name}.json").read_text())
+
+
+def experiments(repo, env) -> list[dict]:
+    """Each experiment of `dvc exp show --json` as {name, params, metrics} (params.yaml, reports/metrics)."""
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    found = []
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment["revs"]:
+                data = rev.get("data") or {}
+                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+                metrics = {path: entry.get("data", {}) for path, entry in data.get("metrics", {}).items()}
+                found.append({"name": rev.get("name"), "params": params, "metrics": metrics, "error": rev.get("error")})
+    return found
+
+
+def test_exp_run_set_param_reruns_only_what_it_affects(repo):
+    repo, env = repo
+    before_softmax = metrics_of(repo, "tiny_softmax")
+    result = run(["dvc", "exp", "run", "-S", "variants.tiny_relu.epochs=2"], repo, env)
+    assert ran_stages(result.stdout) == {"train@tiny_relu", "evaluate@tiny_relu", "plot", "report"}
+    assert metrics_of(repo, "tiny_relu")["epochs_run"] == 2
+    assert metrics_of(repo, "tiny_softmax") == before_softmax
+    # As documented: the experiment's params and results are left in the workspace.
+    assert params_of(repo)["variants"]["tiny_relu"]["epochs"] == 2
+    shown = experiments(repo, env)
+    assert any(e["params"]["variants"]["tiny_relu"]["epochs"] == 2
+               and e["metrics"]["reports/metrics/tiny_relu.json"]["epochs_run"] == 2 for e in shown)
+
+
+def test_exp_run_set_reaches_list_items_and_new_keys(repo):
+    """Dropout rate (an item of a list), a learning rate not yet in params.yaml (Hydra's '+')."""
+    repo, env = repo
+    run(["dvc", "exp", "run", "-S", "variants.tiny_stopping.hidden.0.dropout=0.5",
+         "-S", "+variants.tiny_relu.optimizer.learning_rate=0.05"], repo, env)
+    variants = params_of(repo)["variants"]
+    assert variants["tiny_stopping"]["hidden"][0]["dropout"] == 0.5
+    assert variants["tiny_relu"]["optimizer"] == {"name": "sgd", "momentum": 0.9, "learning_rate": 0.05}
+    # A bad value is caught by the params schema inside the experiment, with the usual message.
+    bad = run(["dvc", "exp", "run", "-S", "variants.tiny_relu.epochs=0"], repo, env, check=False)
+    assert bad.returncode != 0
+    assert "'variants.tiny_relu.epochs' = 0 is not allowed" in bad.stdout + bad.stderr
+
+
+def test_a_two_job_queue_runs_both_experiments(repo):
+    repo, env = repo
+    queued = run(["dvc", "exp", "run", "--queue", "-S", "variants.tiny_stopping.hidden.0.dropout=0.1,0.5"], repo, env)
+    assert queued.stdout.count("Queued experiment") == 2
+    assert params_of(repo)["variants"]["tiny_stopping"]["hidden"][0]["dropout"] == 0.3  # workspace untouched
+    run(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run(["dvc", "queue", "status"], repo, env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") >= 2 and "Failed" not in status, status
+    rates = {}
+    for experiment in experiments(repo, env):
+        rate = experiment["params"]["variants"]["tiny_stopping"]["hidden"][0]["dropout"]
+        rates[rate] = experiment["metrics"].get("reports/metrics/tiny_stopping.json", {}).get("val_accuracy")
+    assert {0.1, 0.5} <= set(rates) and rates[0.1] is not None and rates[0.5] is not None
+
+
+def test_remote_push_then_pull_in_a_second_clone_reruns_nothing(repo, tmp_path):
+    repo, env = repo
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], repo, env)
+    commit_all(repo, "shared remote")
+    try:
+        pushed = run(["dvc", "push"], repo, env)
+        assert "pushed" in pushed.stdout
+        clone = tmp_path / "clone"
+        run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+        assert not (clone / "models").exists() and not (clone / "data/prepared").exists()
+        run(["dvc", "pull"], clone, env)
+        assert (clone / "models/tiny_relu/model.keras").is_file()
+        assert "up to date" in run(["dvc", "status"], clone, env).stdout
+        again = run(["dvc", "repro"], clone, env)
+        assert ran_stages(again.stdout) == set(), again.stdout
+    finally:
+        run(["git", "reset", "-q", "--hard", "HEAD~1"], repo, env)
