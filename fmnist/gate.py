@@ -24,7 +24,8 @@ ACCURACY_KEYS = ("cv_accuracy", "val_accuracy", "test_accuracy")
 class Check:
     metric: str
     value: float | None
-    rule: str  # what the value was held against, e.g. ">= 0.875" or "drop <= 0.005 vs main (0.8826)"
+    kind: str  # the table column: a key of the headers given to table()
+    rule: str  # what the value was held against, e.g. ">= 0.875" or "0.8826 (+0.0000)"
     passed: bool
     reason: str = ""  # why it failed, for the summary line
 
@@ -89,10 +90,10 @@ def check_minimums(minimum: dict[str, float], current: dict[str, object]) -> lis
         value = current.get(metric)
         if not _is_number(value):
             reason = _missing_reason(metric, current) if metric not in current else f"not a number ({value!r})"
-            checks.append(Check(metric, None, f">= {threshold}", False, reason))
+            checks.append(Check(metric, None, "minimum", f">= {threshold}", False, reason))
         else:
             passed = value >= threshold
-            checks.append(Check(metric, value, f">= {threshold}", passed,
+            checks.append(Check(metric, value, "minimum", f">= {threshold}", passed,
                                 "" if passed else f"{value:.4f} is below the minimum {threshold}"))
     return checks
 
@@ -107,11 +108,11 @@ def check_drops(metrics: list[str], current: dict[str, object], reference: dict[
         if not _is_number(value):
             continue  # already a failure of check_minimums, with its reason
         if not _is_number(old):
-            checks.append(Check(metric, value, f"drop <= {max_drop} vs {ref} (new: not at {ref})", True))
+            checks.append(Check(metric, value, "drop", f"new, not at {ref}", True))
             continue
         drop = old - value
         passed = drop <= max_drop + 1e-12  # float noise must not fail an exact-threshold drop
-        checks.append(Check(metric, value, f"drop <= {max_drop} vs {ref} ({old:.4f}; {value - old:+.4f})", passed,
+        checks.append(Check(metric, value, "drop", f"{old:.4f} ({value - old:+.4f})", passed,
                             "" if passed else f"dropped {drop:.4f} from {old:.4f} at {ref} (allowed {max_drop})"))
     return checks
 
@@ -127,26 +128,37 @@ def check_reproduced(current: dict[str, object], reference: dict[str, object], r
         if is_accuracy:
             if not (_is_number(old) and _is_number(value)):
                 where = "in this run" if not _is_number(value) else f"at {ref}"
-                checks.append(Check(metric, value if _is_number(value) else None, f"|Δ| <= {tolerance} vs {ref}",
+                checks.append(Check(metric, value if _is_number(value) else None, "reproduce", "missing",
                                     False, f"missing {where}"))
                 continue
             difference = value - old
             passed = abs(difference) <= tolerance + 1e-12
-            checks.append(Check(metric, value, f"|Δ| <= {tolerance} vs {ref} ({old:.4f}; {difference:+.4f})", passed,
+            checks.append(Check(metric, value, "reproduce", f"{old:.4f} ({difference:+.4f})", passed,
                                 "" if passed else f"differs by {difference:+.4f} from {old:.4f} at {ref}"))
         elif old != value:
             other_differences.append(f"{metric}: {old!r} at {ref} -> {value!r} now")
     return checks, other_differences
 
 
-def table(checks: list[Check]) -> str:
-    rows = [("metric", "value", "rule", "result")]
-    rows += [(c.metric, "missing" if c.value is None else f"{c.value:.4f}" if isinstance(c.value, float)
-              else str(c.value), c.rule, "pass" if c.passed else "FAIL") for c in checks]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+def table(checks: list[Check], headers: dict[str, str]) -> str:
+    """One row per metric (in the order checked): its value, one column per kind of check, the result."""
+    rows: dict[str, dict] = {}
+    for check in checks:
+        row = rows.setdefault(check.metric, {"value": check.value, "passed": True})
+        row[check.kind] = f"{check.rule} {'ok' if check.passed else 'FAIL'}"
+        row["passed"] = row["passed"] and check.passed
+        if row["value"] is None:
+            row["value"] = check.value
+    kinds = [kind for kind in headers if any(check.kind == kind for check in checks)]
+    lines = [("metric", "value", *(headers[kind] for kind in kinds), "result")]
+    for metric, row in rows.items():
+        value = "missing" if row["value"] is None else f"{row['value']:.4f}" if isinstance(row["value"], float) \
+            else str(row["value"])
+        lines.append((metric, value, *(row.get(kind, "") for kind in kinds), "pass" if row["passed"] else "FAIL"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(text)
 
 
 def failures(checks: list[Check]) -> list[str]:

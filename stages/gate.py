@@ -28,6 +28,7 @@ def main() -> None:
         checks, others = gate.check_reproduced(current, gate.metrics_at(args.reproduces), args.reproduces,
                                                gates.reproduce_tolerance)
         title = f"reproduction of {args.reproduces}"
+        headers = {"reproduce": f"at {args.reproduces} (within ±{gates.reproduce_tolerance})"}
     else:
         checks = gate.check_minimums(gates.minimum, current)
         ref = None if args.no_ref else args.ref or gates.reference
@@ -35,8 +36,9 @@ def main() -> None:
             checks += gate.check_drops(list(gates.minimum), current, gate.metrics_at(ref), ref, gates.max_drop)
         others = []
         title = "gate" + (f" (minimums; drop vs {ref})" if ref else " (minimums)")
+        headers = {"minimum": "minimum", "drop": f"at {ref} (max drop {gates.max_drop})"}
 
-    print(gate.table(checks))
+    print(gate.table(checks, headers))
     for line in others:
         print(f"note: {line}")
     failed = gate.failures(checks)
