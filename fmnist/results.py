@@ -28,7 +28,8 @@ def _stage_for(name: str, producer: str) -> str:
 
 def _missing(path: Path, name: str, producer: str, problem: str = "not found") -> StageError:
     what = "the baseline" if name == BASELINE else f"variant '{name}' (declared in params.yaml)"
-    return StageError(f"{path}: {problem}; {what} has no results yet: run `dvc repro {_stage_for(name, producer)}`")
+    state = "has no results yet" if problem == "not found" else "has damaged results"
+    return StageError(f"{path}: {problem}; {what} {state}: run `dvc repro {_stage_for(name, producer)}`")
 
 
 def read_json(path: Path, name: str, producer: str = "evaluate") -> dict:
@@ -90,6 +91,8 @@ def confusion_counts(name: str) -> np.ndarray:
         rows = pd.read_csv(path, dtype=str)
     except FileNotFoundError:
         raise _missing(path, name, "evaluate") from None
+    except (ValueError, pd.errors.ParserError) as error:  # EmptyDataError is a ValueError
+        raise _missing(path, name, "evaluate", f"unreadable ({error})") from None
     index = {class_name: i for i, class_name in enumerate(CLASS_NAMES)}
     try:
         actual, predicted = rows["actual"].map(index), rows["predicted"].map(index)

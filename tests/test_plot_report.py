@@ -244,3 +244,12 @@ def test_dvc_plots_show_renders_every_declared_plot(results_repo):
     page = (repo / "html/index.html").read_text()
     for plot_id in expected:
         assert plot_id in page
+
+
+def test_damaged_results_are_named_with_the_stage_to_rerun(results_repo, tmp_path):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    (repo / paths.metrics_file("plain")).write_text('{"val_accuracy": 0.8')  # cut short
+    result = run_stage("report", repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: reports/metrics/plain.json: not valid JSON" in result.stderr
+    assert "variant 'plain' (declared in params.yaml) has damaged results: run `dvc repro evaluate@plain`" in result.stderr

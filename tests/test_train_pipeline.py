@@ -72,6 +72,11 @@ def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
     summary = (repo / "reports/summary.md").read_text()
     for name in TINY_VARIANTS:
         assert f"\n| {name} " in summary
+    # `dvc plots show` reads every declared plot of a real run, and nothing else (no stray files).
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], repo, env).stdout)
+    assert not shown.get("errors"), shown["errors"]
+    assert {f"reports/confusion/{name}.csv" for name in TINY_VARIANTS} | {
+        "reports/curves/train_val/tiny_stopping.csv", "reports/figures/curves_tiny_stopping.png"} <= set(shown["data"])
     # Nothing changed: nothing reruns.
     assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == set()
 
