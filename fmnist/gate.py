@@ -147,8 +147,6 @@ def table(checks: list[Check], headers: dict[str, str]) -> str:
         row = rows.setdefault(check.metric, {"value": check.value, "passed": True})
         row[check.kind] = f"{check.rule} {'ok' if check.passed else 'FAIL'}"
         row["passed"] = row["passed"] and check.passed
-        if row["value"] is None:
-            row["value"] = check.value
     kinds = [kind for kind in headers if any(check.kind == kind for check in checks)]
     lines = [("metric", "value", *(headers[kind] for kind in kinds), "result")]
     for metric, row in rows.items():

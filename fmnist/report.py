@@ -66,13 +66,15 @@ def results_markdown(table: pd.DataFrame) -> str:
         "difference": table["difference"].map(lambda d: "" if pd.isna(d) else f"{d:+.4f}".replace("-", "−")),
         "train_seconds": table["train_seconds"].map("{:.1f} s".format),
     }).rename(columns=TABLE_HEADERS)
-    return shown.to_markdown(index=False, disable_numparse=True, colalign=("left", "left", "left", "right", "right", "right", "right", "right"))
+    # disable_numparse: keep "0.8340" as written (tabulate would print it as 0.834)
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=("left",) * 3 + ("right",) * 5)
 
 
 def per_class_markdown(result: Result) -> str:
     accuracy = result.details["test_accuracy_per_class"]
     frame = pd.DataFrame({"class": list(CLASS_NAMES), "test accuracy": [f"{accuracy[c]:.3f}" for c in CLASS_NAMES]})
-    return frame.sort_values("test accuracy", kind="stable").to_markdown(index=False, disable_numparse=True, colalign=("left", "right"))
+    return frame.sort_values("test accuracy", kind="stable").to_markdown(
+        index=False, disable_numparse=True, colalign=("left", "right"))
 
 
 def _check_figures(names: list[str]) -> None:

@@ -38,7 +38,8 @@ def main() -> None:
                                 f"{loaded[name].metrics['val_accuracy']:.4f}" for name in plot.optimizer_comparison}
         save(figures.optimizer_comparison({n: histories[n] for n in plot.optimizer_comparison}, labels_by_name),
              paths.OPTIMIZERS_FIGURE)
-        save(figures.accuracy_comparison(results.comparison_table(loaded, variants, chapter, baseline)), paths.ACCURACY_FIGURE)
+        table = results.comparison_table(loaded, variants, chapter, baseline)
+        save(figures.accuracy_comparison(table), paths.ACCURACY_FIGURE)
         title = (f"Test-set confusion matrix of {best}\n(highest validation accuracy: "
                  f"{loaded[best].metrics['val_accuracy']:.4f}; test {loaded[best].metrics['test_accuracy']:.4f})")
         save(figures.confusion_heatmap(confusion, title), paths.CONFUSION_FIGURE)
