@@ -7,7 +7,7 @@ import pandas as pd
 
 from fmnist import paths
 from fmnist.dataset import CLASS_NAMES
-from fmnist.params import ChapterParams, DownloadParams, PrepareParams, Variant
+from fmnist.params import DownloadParams, PrepareParams, Variant
 from fmnist.results import BASELINE, Result
 from fmnist.stage import StageError
 
