@@ -75,8 +75,8 @@ def _missing_reason(metric: str, present: dict[str, object]) -> str:
     stem, _, key = metric.partition(".")
     keys = sorted(k.partition(".")[2] for k in present if k.startswith(f"{stem}."))
     if not keys:
-        stage = "baseline" if stem == "baseline" else f"evaluate@{stem}"
-        return f"{paths.metrics_file(stem)} not found (run `dvc repro {stage}`, or fix the name in params.yaml gates)"
+        return (f"{paths.metrics_file(stem)} not found (run `dvc repro {paths.stage_for(stem)}`, "
+                "or fix the name in params.yaml gates)")
     return f"unknown metric '{key}' in {paths.metrics_file(stem)} (it has: {', '.join(keys)})"
 
 

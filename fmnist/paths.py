@@ -26,6 +26,14 @@ CHECKPOINT_FILE = "best.keras"  # ModelCheckpoint(save_best_only) output, for va
 SUMMARY_FILE = "training.json"  # epochs run, stopped and best epoch, training seconds, backend
 
 
+BASELINE = "baseline"  # the name the baseline's result files (and its stage) go by, beside the variants'
+
+
+def stage_for(name: str, producer: str = "evaluate") -> str:
+    """The DVC stage that writes `name`'s results: `baseline`, or `<producer>@<variant>` (train/evaluate)."""
+    return BASELINE if name == BASELINE else f"{producer}@{name}"
+
+
 def metrics_file(name: str) -> Path:
     return METRICS_DIR / f"{name}.json"
 

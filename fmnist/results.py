@@ -12,24 +12,20 @@ import numpy as np
 import pandas as pd
 
 from fmnist import paths
+from fmnist.paths import BASELINE
 from fmnist.dataset import CLASS_NAMES
 from fmnist.params import BaselineParams, ChapterParams, Variant
 from fmnist.stage import StageError
 
-BASELINE = "baseline"  # the name the baseline's files and chapter entry go by
 # dvclive's folders for Keras's `loss`/`accuracy` (train) and `val_loss`/`val_accuracy` (eval).
 HISTORY_SERIES = {"loss": "train/loss", "accuracy": "train/accuracy",
                   "val_loss": "eval/loss", "val_accuracy": "eval/accuracy"}
 
 
-def _stage_for(name: str, producer: str) -> str:
-    return BASELINE if name == BASELINE else f"{producer}@{name}"
-
-
 def _missing(path: Path, name: str, producer: str, problem: str = "not found") -> StageError:
     what = "the baseline" if name == BASELINE else f"variant '{name}' (declared in params.yaml)"
     state = "has no results yet" if problem == "not found" else "has damaged results"
-    return StageError(f"{path}: {problem}; {what} {state}: run `dvc repro {_stage_for(name, producer)}`")
+    return StageError(f"{path}: {problem}; {what} {state}: run `dvc repro {paths.stage_for(name, producer)}`")
 
 
 def read_json(path: Path, name: str, producer: str = "evaluate") -> dict:
@@ -70,7 +66,7 @@ def load_history(name: str, spec: Variant) -> pd.DataFrame:
             table = pd.read_csv(path, sep="\t")
         except FileNotFoundError:
             raise _missing(path, name, "train") from None
-        except (ValueError, pd.errors.ParserError) as error:
+        except ValueError as error:  # pandas' ParserError and EmptyDataError are ValueErrors
             raise _missing(path, name, "train", f"unreadable ({error})") from None
         value_column = path.stem  # dvclive names the value column after the file: loss / accuracy
         if list(table.columns) != ["step", value_column]:
@@ -91,7 +87,7 @@ def confusion_counts(name: str) -> np.ndarray:
         rows = pd.read_csv(path, dtype=str)
     except FileNotFoundError:
         raise _missing(path, name, "evaluate") from None
-    except (ValueError, pd.errors.ParserError) as error:  # EmptyDataError is a ValueError
+    except ValueError as error:  # pandas' ParserError and EmptyDataError are ValueErrors
         raise _missing(path, name, "evaluate", f"unreadable ({error})") from None
     index = {class_name: i for i, class_name in enumerate(CLASS_NAMES)}
     try:

@@ -14,10 +14,10 @@ def main() -> None:
     metrics, details, timing, notes = baseline.run(p, dataset.scale(images, np.float64), labels, **splits)
     for note in notes:
         print(f"note: {note}")
-    atomic.write_json(paths.details_file("baseline"), details)
-    atomic.write_json(paths.metrics_file("baseline"), metrics)
-    atomic.write_json(paths.timing_file("baseline"), timing)
-    print(f"{paths.metrics_file('baseline')}: CV accuracy {metrics['cv_accuracy']:.4f}, "
+    atomic.write_json(paths.details_file(paths.BASELINE), details)
+    atomic.write_json(paths.metrics_file(paths.BASELINE), metrics)
+    atomic.write_json(paths.timing_file(paths.BASELINE), timing)
+    print(f"{paths.metrics_file(paths.BASELINE)}: CV accuracy {metrics['cv_accuracy']:.4f}, "
           f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}")
 
 
