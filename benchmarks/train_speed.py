@@ -36,7 +36,7 @@ def measure(style: str, backend_name: str, epochs: int) -> dict:
     train, val = dataset.load_prepared("train"), dataset.load_prepared("val")
     spec = params.load("variants").root["relu100"]
     shared = params.load("train").model_copy(update={"backend": backend_name})
-    models.seed_everything(shared)
+    models.seed_everything(shared.seed)
     if style == "chapter":
         x = train.x.astype(np.float64)  # the chapter's train_input / 255.0 is float64
         model = keras.Sequential([keras.Input(shape=(28, 28)), keras.layers.Flatten(),

@@ -11,11 +11,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fmnist import models
+from fmnist import models, spread
 from fmnist.dataset import CLASS_NAMES, Split
 from fmnist.params import Variant
 from fmnist.stage import StageError
-from fmnist.paths import CHECKPOINT_FILE, MODEL_FILE, SUMMARY_FILE, WEIGHTS_FILE
+from fmnist.paths import CHECKPOINT_FILE, MODEL_FILE, REPLICATES_FILE, SUMMARY_FILE, WEIGHTS_FILE
 
 
 def _missing_or_corrupt(path: Path, name: str, error: Exception | None = None) -> StageError:
@@ -44,13 +44,25 @@ def load_weights_into_rebuilt(path: Path, name: str, spec: Variant) -> keras.Mod
     return model
 
 
-def read_summary(model_dir: Path, name: str) -> dict:
-    path = model_dir / SUMMARY_FILE
+def read_summary(path: Path, name: str) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise _missing_or_corrupt(path, name) from None
     except ValueError as error:
+        raise _missing_or_corrupt(path, name, error) from None
+
+
+def read_replicates(model_dir: Path, name: str) -> tuple[list[dict], float]:
+    """The other seeds' results written by training and their training seconds; none (and 0) when the
+    variant was trained with one seed."""
+    path = model_dir / REPLICATES_FILE
+    if not path.exists():
+        return [], 0.0
+    replicated = read_summary(path, name)
+    try:
+        return [{**entry, "trained": "stacked"} for entry in replicated["per_seed"]], replicated["train_seconds"]
+    except (KeyError, TypeError) as error:
         raise _missing_or_corrupt(path, name, error) from None
 
 
@@ -64,7 +76,8 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
     metrics: the headline numbers `dvc metrics show` tabulates; details: per class, restore checks.
     """
     started = time.perf_counter()
-    summary = read_summary(model_dir, name)
+    summary = read_summary(model_dir / SUMMARY_FILE, name)
+    replicated, replicates_seconds = read_replicates(model_dir, name)
 
     # Both restore paths of the chapter must give the same model: rebuild + load_weights, then
     # predict + argmax; load_model, then evaluate.
@@ -95,7 +108,9 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
     per_class = {
         CLASS_NAMES[c]: float(np.mean(test_predictions[test.y == c] == c)) for c in range(len(CLASS_NAMES))
     }
-    metrics = {
+    # The chapter's seed: these files, this evaluation. The other seeds: their scores from training.
+    chapter_seed = {
+        "seed": summary.get("seed"),
         "val_accuracy": float(val_accuracy),
         "val_loss": float(val_loss),
         "test_accuracy": float(test_accuracy),
@@ -103,17 +118,24 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
         "epochs_run": summary["epochs_run"],
         "stopped_epoch": summary["stopped_epoch"],
         "best_epoch": summary["best_epoch"],
-        "parameters": int(model.count_params()),
+        "trained": "alone",
     }
+    seed_headline, seed_details = spread.seed_metrics([chapter_seed, *replicated])
+    metrics = {key: chapter_seed[key] for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss",
+                                                  "epochs_run", "stopped_epoch", "best_epoch")}
+    metrics.update(seed_headline)
     details = {
         "test_accuracy_per_class": per_class,
         "evaluated_file": evaluated_file,
         "backend": summary["backend"],
+        "parameters": int(model.count_params()),
         "restore": restore,
+        "spread": seed_details,
     }
     timing = {
         "train_seconds": summary["train_seconds"],
         "seconds_per_epoch": round(summary["train_seconds"] / summary["epochs_run"], 3),
+        "replicates_train_seconds": replicates_seconds,
         "evaluate_seconds": round(time.perf_counter() - started, 3),
     }
     return metrics, details, timing, test_predictions

@@ -91,30 +91,39 @@ def optimizer_comparison(histories: dict[str, pd.DataFrame], labels: dict[str, s
 
 
 def accuracy_comparison(table: pd.DataFrame) -> Figure:
-    """Validation and test accuracy of every row of results.comparison_table, best at the top, with the
-    chapter's reported value marked where it reports one."""
+    """Mean validation and test accuracy across seeds of every row of results.comparison_table (best at the
+    top), with ±1 σ error bars, the chapter seed's own value, and the chapter's reported value where it
+    reports one."""
     figure, ax = _figure("accuracy")
     rows = table.iloc[::-1].reset_index(drop=True)  # barh draws bottom-up: best last = on top
     positions = np.arange(len(rows))
     height = 0.38
-    ax.barh(positions + height / 2, rows["val_accuracy"], height, label="validation accuracy", color="tab:orange")
-    ax.barh(positions - height / 2, rows["test_accuracy"], height, label="test accuracy", color="tab:blue")
-    ax.set_yticks(positions, rows["variant"])
+    error_style = {"ecolor": "black", "elinewidth": 1, "capsize": 2}
+    for split, offset, color in (("val", height / 2, "tab:orange"), ("test", -height / 2, "tab:blue")):
+        std = rows[f"{split}_accuracy_std"].astype(float).fillna(0.0)
+        ax.barh(positions + offset, rows[f"{split}_accuracy_mean"], height, xerr=std, error_kw=error_style,
+                color=color, label=f"{'validation' if split == 'val' else 'test'} accuracy, mean ± σ over seeds")
+        ax.scatter(rows[f"{split}_accuracy"], positions + offset, marker="|", color="white", s=60, linewidths=1.5,
+                   zorder=3, label="seed 42 (the chapter's seed)" if split == "val" else None)
     marked = rows[rows["chapter"].notna()]
-    values = pd.concat([rows["val_accuracy"], rows["test_accuracy"], marked["chapter"]])
+    values = pd.concat([rows["val_accuracy_min"], rows["test_accuracy_min"], rows["val_accuracy_max"],
+                        rows["test_accuracy_max"], marked["chapter"]])
     left = np.floor((values.min() - 0.01) * 50) / 50
     ax.set_xlim(left, min(1.0, values.max() + 0.01))
-    for position, (val, test) in enumerate(zip(rows["val_accuracy"], rows["test_accuracy"])):
+    for position, (val, test) in enumerate(zip(rows["val_accuracy_mean"], rows["test_accuracy_mean"])):
         # At the bars' start, where the chapter's marker (always above the axis start) never covers them.
         for value, offset in ((val, height / 2), (test, -height / 2)):
             ax.text(left + 0.001, position + offset, f"{value:.4f}", va="center", fontsize=7, color="white")
+    ax.set_yticks(positions, rows["variant"])
     if len(marked):
         offsets = np.where(marked["chapter_metric"] == "test_accuracy", -height / 2, height / 2)
         # The baseline's chapter number is a CV score: drawn on its validation bar, labelled in the legend.
-        ax.scatter(marked["chapter"], marked.index + offsets, marker="D", color="black", s=28, zorder=3,
+        ax.scatter(marked["chapter"], marked.index + offsets, marker="D", color="black", s=28, zorder=4,
                    label="the chapter's value (baseline: 5-fold CV)")
+    seeds = sorted({int(n) for n, name in zip(rows["seeds"], rows["variant"]) if name != "baseline"})
     ax.set_xlabel("accuracy (axis does not start at 0)")
-    ax.set_title("Every variant and the logistic baseline, by validation accuracy")
+    ax.set_title(f"Every variant ({' / '.join(map(str, seeds))} seeds) and the logistic baseline (one fit), "
+                 "by mean validation accuracy", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return figure

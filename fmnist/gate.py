@@ -1,5 +1,10 @@
 """Metric gates: the committed metrics against thresholds in params.yaml `gates`, and against a git ref.
 
+Gated metrics are means across seeds (`softmax.val_accuracy_mean`; the baseline's `cv_accuracy` is a mean
+across its CV folds). Two means count as different only when they differ by more than the tolerance
+fmnist.spread.tolerance computes from both sides' measured spreads. Where no spread can be estimated
+(one seed), the gate says so and uses the stated fixed tolerance instead.
+
 The numbers come from DVC itself (`dvc metrics show --json`, `dvc metrics diff --all --json`), so the
 gate sees exactly what `dvc metrics` shows a user. A metric is named `<file>.<key>`: `checkpoint.val_accuracy`
 is key `val_accuracy` of reports/metrics/checkpoint.json. Anything the gate cannot check (a missing file,
@@ -15,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmnist import paths
+from fmnist.spread import Spread, tolerance
 from fmnist.stage import StageError
 
-ACCURACY_KEYS = ("cv_accuracy", "val_accuracy", "test_accuracy")
+SINGLE_SEED_KEYS = ("val_accuracy", "test_accuracy")  # the chapter seed's own values, beside the means
+SINGLE_SEED_NOTE = "train.seed, the chapter's run; the baseline's single fits"
 
 
 @dataclass
@@ -25,9 +32,20 @@ class Check:
     metric: str
     value: float | None
     kind: str  # the table column: a key of the headers given to table()
-    rule: str  # what the value was held against, e.g. ">= 0.875" or "0.8826 (+0.0000)"
+    rule: str  # what the value was held against, e.g. ">= 0.875" or "0.8826 (-0.0010, allowed -0.0057)"
     passed: bool
     reason: str = ""  # why it failed, for the summary line
+    spread: Spread | None = None  # the value's seed spread, for the table's value column
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """params.yaml gates: k times the standard error of the difference of two means, at least floor;
+    fixed where no spread can be estimated (one seed on both sides)."""
+
+    k: float
+    floor: float
+    fixed: float
 
 
 def _dvc(*args: str) -> str:
@@ -94,69 +112,142 @@ def check_minimums(minimum: dict[str, float], current: dict[str, object]) -> lis
         else:
             passed = value >= threshold
             checks.append(Check(metric, value, "minimum", f">= {threshold}", passed,
-                                "" if passed else f"{value:.4f} is below the minimum {threshold}"))
+                                "" if passed else f"{value:.4f} is below the minimum {threshold}",
+                                spread_of(metric, current)))
     return checks
+
+
+def spread_of(metric: str, metrics: dict[str, object]) -> Spread | None:
+    """The metric's value as a Spread: its `<key>_std` sibling (key without `_mean`) and the file's count,
+    `seeds` (variants) or `cv_folds` (the baseline). None if the value is not a number."""
+    value = metrics.get(metric)
+    if not _is_number(value):
+        return None
+    stem, _, key = metric.partition(".")
+    std = metrics.get(f"{stem}.{key.removesuffix('_mean')}_std")
+    count = metrics.get(f"{stem}.seeds", metrics.get(f"{stem}.cv_folds", 1))
+    n = int(count) if _is_number(count) and count >= 1 else 1
+    return Spread(float(value), float(std) if _is_number(std) and n >= 2 else None, n)
+
+
+def _allowed(now: Spread, then: Spread, tolerances: Tolerances) -> tuple[float, str]:
+    """(the tolerance, how it was set: '' when from the spread, else the reason for the fixed one)."""
+    allowed = tolerance(now, then, tolerances.k, tolerances.floor)
+    if allowed is None:
+        return tolerances.fixed, f"no spread (n={now.n} now, n={then.n} then): fixed"
+    return allowed, ""
 
 
 def check_drops(metrics: list[str], current: dict[str, object], reference: dict[str, object], ref: str,
-                max_drop: float) -> list[Check]:
-    """No metric may fall more than max_drop below its value at ref. A metric that ref does not have yet
-    (a new variant) has nothing to drop from and passes, saying so."""
-    checks = []
+                tolerances: Tolerances) -> tuple[list[Check], list[str]]:
+    """No mean may fall below its value at ref by more than chance allows (the spread tolerance). A metric
+    that ref does not have yet (a new variant) has nothing to drop from and passes, saying so. Returns the
+    checks and a warning for each metric checked against the fixed tolerance."""
+    checks, warnings = [], []
     for metric in metrics:
-        value, old = current.get(metric), reference.get(metric)
-        if not _is_number(value):
+        now = spread_of(metric, current)
+        if now is None:
             continue  # already a failure of check_minimums, with its reason
-        if not _is_number(old):
-            checks.append(Check(metric, value, "drop", f"new, not at {ref}", True))
+        then = spread_of(metric, reference)
+        if then is None:
+            checks.append(Check(metric, now.mean, "drop", f"new, not at {ref}", True, spread=now))
             continue
-        drop = old - value
-        passed = drop <= max_drop + 1e-12  # float noise must not fail an exact-threshold drop
-        checks.append(Check(metric, value, "drop", f"{old:.4f} ({value - old:+.4f})", passed,
-                            "" if passed else f"dropped {drop:.4f} from {old:.4f} at {ref} (allowed {max_drop})"))
-    return checks
+        allowed, fixed = _allowed(now, then, tolerances)
+        if fixed:
+            warnings.append(f"{metric}: {fixed} tolerance {allowed} (gates.fixed_tolerance); "
+                            "train more than one seed (train.replicates) to measure the spread")
+        change = now.mean - then.mean
+        passed = -change <= allowed + 1e-12  # float noise must not fail an exact-threshold drop
+        rule = f"{then.mean:.4f} ({change:+.4f}, allowed -{allowed:.4f}{' fixed' if fixed else ''})"
+        checks.append(Check(metric, now.mean, "drop", rule, passed, "" if passed else
+                            f"dropped {-change:.4f} from {then.mean:.4f} at {ref} (allowed {allowed:.4f}"
+                            f"{', ' + fixed if fixed else ' = max(floor, k x SE of the difference)'})", now))
+    return checks, warnings
+
+
+def _spread_metrics(metrics: dict[str, object]) -> set[str]:
+    """Every metric that has a spread sibling: the means (`<x>_mean` with `<x>_std`) and the baseline's CV."""
+    found = set()
+    for metric in metrics:
+        stem, _, key = metric.partition(".")
+        if key.endswith("_std"):
+            base = key.removesuffix("_std")
+            found.add(f"{stem}.{base}_mean" if f"{stem}.{base}_mean" in metrics else f"{stem}.{base}")
+    return found
 
 
 def check_reproduced(current: dict[str, object], reference: dict[str, object], ref: str,
-                     tolerance: float) -> tuple[list[Check], list[str]]:
-    """Every accuracy at ref must be reproduced within tolerance (both ways). Returns the checks and a
-    line for every other metric that differs at all (losses, epochs), for the record."""
-    checks, other_differences = [], []
-    for metric in sorted(set(reference) | set(current)):
+                     tolerances: Tolerances) -> tuple[list[Check], list[str], list[str]]:
+    """Every mean at ref must be reproduced within the spread tolerance, both ways. Single-seed values
+    (the chapter seed's) are not held to anything: one seed's result moves with the CPU's float rounding.
+    Returns the checks, notes (how many single-seed values are identical, and every other difference)
+    and warnings (fixed tolerances)."""
+    checks, notes, warnings = [], [], []
+    gated = _spread_metrics(current) | _spread_metrics(reference)
+    for metric in sorted(gated):
+        now, then = spread_of(metric, current), spread_of(metric, reference)
+        if now is None or then is None:
+            where = "in this run" if now is None else f"at {ref}"
+            checks.append(Check(metric, now.mean if now else None, "reproduce", "missing", False,
+                                f"missing {where}", now))
+            continue
+        allowed, fixed = _allowed(now, then, tolerances)
+        if fixed:
+            warnings.append(f"{metric}: {fixed} tolerance {allowed} (gates.fixed_tolerance)")
+        difference = now.mean - then.mean
+        passed = abs(difference) <= allowed + 1e-12
+        checks.append(Check(metric, now.mean, "reproduce",
+                            f"{then.mean:.4f} ({difference:+.4f}, within ±{allowed:.4f}{' fixed' if fixed else ''})",
+                            passed, "" if passed else f"differs by {difference:+.4f} from {then.mean:.4f} at {ref} "
+                            f"(allowed ±{allowed:.4f})", now))
+    statistics = {f"{metric.partition('.')[0]}.{suffix}" for metric in gated
+                  for suffix in ("seeds", "cv_folds", "val_accuracy_std", "test_accuracy_std", "cv_accuracy_std")}
+    single = sorted(m for m in set(current) | set(reference) if m.partition(".")[2] in SINGLE_SEED_KEYS
+                    and m not in gated)
+    moved = [m for m in single if current.get(m) != reference.get(m)]
+    notes.append(f"single-seed accuracies (seed {SINGLE_SEED_NOTE}): {len(single) - len(moved)} of {len(single)} "
+                 f"identical to {ref}" + (", the rest moved (not gated: one seed's noise):" if moved else ""))
+    for metric in moved:
         old, value = reference.get(metric), current.get(metric)
-        is_accuracy = metric.partition(".")[2] in ACCURACY_KEYS
-        if is_accuracy:
-            if not (_is_number(old) and _is_number(value)):
-                where = "in this run" if not _is_number(value) else f"at {ref}"
-                checks.append(Check(metric, value if _is_number(value) else None, "reproduce", "missing",
-                                    False, f"missing {where}"))
-                continue
-            difference = value - old
-            passed = abs(difference) <= tolerance + 1e-12
-            checks.append(Check(metric, value, "reproduce", f"{old:.4f} ({difference:+.4f})", passed,
-                                "" if passed else f"differs by {difference:+.4f} from {old:.4f} at {ref}"))
-        elif old != value:
-            other_differences.append(f"{metric}: {old!r} at {ref} -> {value!r} now")
-    return checks, other_differences
+        notes.append(f"  {metric}: {_short(old)} at {ref} -> {_short(value)} now")
+    for metric in sorted(set(reference) | set(current)):
+        if metric in gated or metric in single or metric in statistics:
+            continue
+        if reference.get(metric) != current.get(metric):
+            notes.append(f"{metric}: {reference.get(metric)!r} at {ref} -> {current.get(metric)!r} now")
+    return checks, notes, warnings
+
+
+def _short(value) -> str:
+    return f"{value:.4f}" if _is_number(value) else repr(value)
 
 
 def table(checks: list[Check], headers: dict[str, str]) -> str:
     """One row per metric (in the order checked): its value, one column per kind of check, the result."""
     rows: dict[str, dict] = {}
     for check in checks:
-        row = rows.setdefault(check.metric, {"value": check.value, "passed": True})
+        row = rows.setdefault(check.metric, {"value": check.value, "spread": check.spread, "passed": True})
         row[check.kind] = f"{check.rule} {'ok' if check.passed else 'FAIL'}"
         row["passed"] = row["passed"] and check.passed
     kinds = [kind for kind in headers if any(check.kind == kind for check in checks)]
-    lines = [("metric", "value", *(headers[kind] for kind in kinds), "result")]
+    lines = [("metric", "mean ± std (n)", *(headers[kind] for kind in kinds), "result")]
     for metric, row in rows.items():
-        value = "missing" if row["value"] is None else f"{row['value']:.4f}" if isinstance(row["value"], float) \
-            else str(row["value"])
-        lines.append((metric, value, *(row.get(kind, "") for kind in kinds), "pass" if row["passed"] else "FAIL"))
+        lines.append((metric, _value_cell(row["value"], row["spread"]), *(row.get(kind, "") for kind in kinds),
+                      "pass" if row["passed"] else "FAIL"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(text)
+
+
+def _value_cell(value, spread: Spread | None) -> str:
+    if value is None:
+        return "missing"
+    if spread is None:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if not spread.estimable:
+        return f"{spread.mean:.4f} (n={spread.n}, no spread)"
+    return f"{spread.mean:.4f} ± {spread.std:.4f} ({spread.n})"
 
 
 def failures(checks: list[Check]) -> list[str]:

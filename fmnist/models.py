@@ -55,9 +55,9 @@ def make_callbacks(spec: Variant, checkpoint_path: Path) -> list[keras.callbacks
     return callbacks
 
 
-def seed_everything(shared: TrainParams) -> None:
+def seed_everything(seed: int) -> None:
     """Same params + same machine + same backend => same weights, same metrics."""
-    keras.utils.set_random_seed(shared.seed)
+    keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

@@ -72,7 +72,9 @@ class TrainParams(Section):
     """Shared by every variant: one place for the seed, the default batch size and the backend."""
 
     backend: Literal["tensorflow", "jax"] = "tensorflow"
-    seed: int = Field(42, ge=0, lt=2**32)
+    seed: int = Field(42, ge=0, lt=2**32 - 64)
+    # Seeds per variant: seed (the chapter's run, saved and evaluated), then seed + 1, ... (the spread).
+    replicates: int = Field(5, ge=1, le=64)
     batch_size: int = Field(32, ge=1)
     # Speed only: batches run per compiled call. Same batches, same order, same results.
     steps_per_execution: int = Field(500, ge=1)
@@ -215,11 +217,13 @@ GATED_METRIC = r"^[a-z][a-z0-9_]{0,63}\.[a-z][a-z0-9_.]*$"  # <metrics file stem
 
 
 class GatesParams(Section):
-    """Thresholds for `python -m stages.gate` (not a pipeline stage: CI and people run it)."""
+    """Thresholds for `python -m stages.gate` (not a pipeline stage: CI and people run it). Two means count
+    as different when they differ by more than max(floor, k * sqrt(std_a²/n_a + std_b²/n_b))."""
 
-    reference: str = Field("main", min_length=1)  # git ref that max_drop is measured against
-    max_drop: float = Field(0.005, ge=0, le=1)
-    reproduce_tolerance: float = Field(0.002, ge=0, le=1)  # --reproduces: |fresh - committed| accuracy
+    reference: str = Field("main", min_length=1)  # git ref that drops are measured against
+    k: float = Field(3.0, gt=0, le=10)  # how many standard errors of the difference chance may account for
+    floor: float = Field(0.002, ge=0, le=1)  # the tolerance is never tighter than this
+    fixed_tolerance: float = Field(0.005, gt=0, le=1)  # used, with a warning, where no spread is known (1 seed)
     minimum: dict[Annotated[str, Field(pattern=GATED_METRIC)], float] = Field(min_length=1)
 
 

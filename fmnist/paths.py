@@ -24,6 +24,7 @@ MODEL_FILE = "model.keras"  # the whole model after fit (best weights restored b
 WEIGHTS_FILE = "model.weights.h5"  # the same model's weights only
 CHECKPOINT_FILE = "best.keras"  # ModelCheckpoint(save_best_only) output, for variants that keep one
 SUMMARY_FILE = "training.json"  # epochs run, stopped and best epoch, training seconds, backend
+REPLICATES_FILE = "replicates.json"  # the other seeds' scores and epochs (train.replicates > 1)
 
 
 BASELINE = "baseline"  # the name the baseline's result files (and its stage) go by, beside the variants'

@@ -15,12 +15,22 @@ LIBRARIES = ("keras", "tensorflow", "jax", "scikit-learn", "numpy", "pandas", "m
 TABLE_HEADERS = {
     "variant": "variant",
     "what": "what it is (after Flatten; optimizer; callbacks)",
-    "epochs": "epochs",
-    "val_accuracy": "validation accuracy",
-    "test_accuracy": "test accuracy",
+    "epochs": "epochs (seed 42)",
+    "val_accuracy_mean": "validation accuracy, mean ± σ",
+    "val_accuracy": "seed 42",
+    "test_accuracy_mean": "test accuracy, mean ± σ",
+    "test_accuracy": "seed 42 ",
+    "train_seconds": "training time (seed 42 + the others)",
+}
+CHAPTER_HEADERS = {
+    "variant": "variant",
+    "chapter_metric": "metric",
     "chapter": "chapter",
-    "difference": "ours − chapter",
-    "train_seconds": "training time",
+    "ours": "ours, seed 42",
+    "ours_mean": "ours, mean ± σ (n)",
+    "ours_range": "ours, min–max",
+    "inside": "chapter inside our range",
+    "sigmas": "chapter − mean, in σ",
 }
 
 
@@ -46,13 +56,18 @@ def _epochs(row: pd.Series) -> str:
     return f"{text} ({', '.join(notes)})" if notes else text
 
 
-def _chapter(row: pd.Series) -> str:
-    if pd.isna(row["chapter"]):
-        return ""
-    if row["chapter_metric"] == "val_accuracy":
-        return f"{row['chapter']:.4f}"
-    label = "5-fold CV" if row["chapter_metric"] == "cv_accuracy" else "test"
-    return f"{row['chapter']:.4f} ({label}; ours {row['ours']:.4f})"
+def _mean_std(mean: float, std) -> str:
+    return f"{mean:.4f}" if std is None or pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _minus(text: str) -> str:
+    return text.replace("-", "−")
+
+
+def _seconds(row: pd.Series) -> str:
+    if not row["replicates_seconds"]:
+        return f"{row['train_seconds']:.1f} s"
+    return f"{row['train_seconds']:.1f} s + {row['replicates_seconds']:.1f} s"
 
 
 def results_markdown(table: pd.DataFrame) -> str:
@@ -60,14 +75,38 @@ def results_markdown(table: pd.DataFrame) -> str:
         "variant": table["variant"].map(lambda name: f"**{name}**" if name == BASELINE else name),
         "what": table["what"],
         "epochs": table.apply(_epochs, axis=1),
+        "val_accuracy_mean": [_mean_std(m, s) for m, s in zip(table["val_accuracy_mean"], table["val_accuracy_std"])],
         "val_accuracy": table["val_accuracy"].map("{:.4f}".format),
+        "test_accuracy_mean": [_mean_std(m, s) for m, s in zip(table["test_accuracy_mean"], table["test_accuracy_std"])],
         "test_accuracy": table["test_accuracy"].map("{:.4f}".format),
-        "chapter": table.apply(_chapter, axis=1),
-        "difference": table["difference"].map(lambda d: "" if pd.isna(d) else f"{d:+.4f}".replace("-", "−")),
-        "train_seconds": table["train_seconds"].map("{:.1f} s".format),
+        "train_seconds": table.apply(_seconds, axis=1),
     }).rename(columns=TABLE_HEADERS)
     # disable_numparse: keep "0.8340" as written (tabulate would print it as 0.834)
     return shown.to_markdown(index=False, disable_numparse=True, colalign=("left",) * 3 + ("right",) * 5)
+
+
+def chapter_markdown(table: pd.DataFrame) -> str:
+    """Each number the book reports against our spread: inside our seed range or not, and how far from our
+    mean in units of our σ (the baseline: across its CV folds, its only replicates)."""
+    rows = table[table["chapter"].notna()]
+    labels = {"val_accuracy": "validation", "test_accuracy": "test", "cv_accuracy": "5-fold CV (σ, range: folds)"}
+
+    def sigmas(row) -> str:
+        if row["ours_std"] is None or pd.isna(row["ours_std"]) or row["ours_std"] == 0:
+            return "no spread (1 seed)"
+        return _minus(f"{(row['chapter'] - row['ours_mean']) / row['ours_std']:+.1f}")
+
+    shown = pd.DataFrame({
+        "variant": rows["variant"],
+        "chapter_metric": rows["chapter_metric"].map(labels),
+        "chapter": rows["chapter"].map("{:.4f}".format),
+        "ours": rows["ours"].map("{:.4f}".format),
+        "ours_mean": [f"{_mean_std(m, s)} ({int(n)})" for m, s, n in zip(rows["ours_mean"], rows["ours_std"], rows["ours_n"])],
+        "ours_range": [f"{lo:.4f}–{hi:.4f}" for lo, hi in zip(rows["ours_min"], rows["ours_max"])],
+        "inside": [("yes" if lo <= c <= hi else "no") for c, lo, hi in zip(rows["chapter"], rows["ours_min"], rows["ours_max"])],
+        "sigmas": rows.apply(sigmas, axis=1),
+    }).rename(columns=CHAPTER_HEADERS)
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=("left", "left") + ("right",) * 6)
 
 
 def per_class_markdown(result: Result) -> str:
@@ -91,6 +130,8 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
     _check_figures([paths.SAMPLES_FIGURE, paths.ACCURACY_FIGURE, paths.OPTIMIZERS_FIGURE, paths.CONFUSION_FIGURE,
                     *map(paths.curves_figure, curves)])
     backends = sorted({loaded[name].details["backend"] for name in variants})
+    counts = sorted({loaded[name].metrics["seeds"] for name in variants})
+    seeds_text = " / ".join(map(str, counts)) + (" seed" if counts == [1] else " seeds")
     agree = sum(bool(loaded[name].details["restore"]["agree"]) for name in variants)
     checksums = "\n".join(f"  - `{file}` sha256 `{digest}`" for file, digest in download.sha256.by_file_name().items())
 
@@ -113,12 +154,21 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
         "",
         "## Results",
         "",
-        "Sorted by validation accuracy. *chapter*: the number the book reports for the same model, compared",
-        "with ours on the same metric (validation accuracy unless noted). Variants with a checkpoint are",
-        "scored from their best checkpoint; the baseline's validation and test accuracy come from one fit on",
-        "the training split.",
+        f"Every variant is trained with {seeds_text}: the chapter's seed 42 first (its model is the one saved,",
+        "reloaded and drawn), then the others, trained together as one stacked model for the spread. Sorted by",
+        "mean validation accuracy; σ is the standard deviation across seeds. Variants with a checkpoint are",
+        "scored from their best checkpoint. The baseline is one fit (validation, test) and a 5-fold CV.",
+        "Two means that differ by less than 3 standard errors of their difference, 3·√(σ₁²/n₁ + σ₂²/n₂),",
+        "are not told apart from seed noise (the gate's rule, `make gate`).",
         "",
         results_markdown(table),
+        "",
+        "## The chapter's numbers against our seed spread",
+        "",
+        "Each number the book reports, beside ours: the chapter's single run is one draw from the same spread,",
+        "so it should usually fall inside our range and within about 2 σ of our mean.",
+        "",
+        chapter_markdown(table),
         "",
         f"Weights-only (`load_weights`) and whole-model (`load_model`) reloads give identical predictions for "
         f"{agree} of {len(variants)} variants.",
@@ -142,8 +192,10 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
     lines += [
         f"## The best variant: {best}",
         "",
-        f"Highest validation accuracy ({loaded[best].metrics['val_accuracy']:.4f}); test accuracy "
-        f"{loaded[best].metrics['test_accuracy']:.4f}. Test accuracy per class, hardest first:",
+        f"Highest mean validation accuracy ({_mean_std(loaded[best].metrics['val_accuracy_mean'], loaded[best].metrics['val_accuracy_std'])}"
+        f" across {loaded[best].metrics['seeds']} seeds). Its seed-42 model: validation "
+        f"{loaded[best].metrics['val_accuracy']:.4f}, test {loaded[best].metrics['test_accuracy']:.4f}; "
+        "test accuracy per class, hardest first:",
         "",
         per_class_markdown(loaded[best]),
         "",

@@ -1,6 +1,9 @@
 """What every stage entry point shares: one error type for bad input, reported without a traceback."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from typing import Callable, NoReturn
 
@@ -20,3 +23,30 @@ def run(main: Callable[[], None]) -> NoReturn:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(0)
+
+
+class Child:
+    """A helper process of a stage, `python -m <module> <args>`, that works while the stage does and prints its
+    result as JSON on its last line of standard output. Its errors come back as StageErrors."""
+
+    def __init__(self, what: str, module: str, *args: str):
+        self.what = what
+        self.process = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+    def result(self):
+        out, err = self.process.communicate()
+        if self.process.returncode != 0:
+            problem = next((line for line in reversed(err.splitlines()) if line.startswith("error: ")), None)
+            if problem is None:  # not one of ours (a crash): show everything it said
+                sys.stderr.write(err)
+                problem = f"exit status {self.process.returncode}"
+            raise StageError(f"{self.what} failed: {problem.removeprefix('error: ')}")
+        # On success its standard error holds nothing but the libraries' start-up chatter: not repeated here.
+        return json.loads(out.strip().splitlines()[-1])
+
+    def stop(self) -> None:
+        """End it if it still runs (the stage failed or was interrupted)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -12,10 +12,12 @@ import numpy as np
 from dvclive import Live
 from dvclive.utils import standardize_metric_name
 
-from fmnist import atomic, models
+from fmnist import atomic, models, replicates
 from fmnist.dataset import Split
 from fmnist.params import TrainParams, Variant
-from fmnist.paths import CHECKPOINT_FILE, HISTORY_DIR, MODEL_FILE, MODELS_DIR, SUMMARY_FILE, WEIGHTS_FILE
+from fmnist.stage import Child
+from fmnist.paths import (CHECKPOINT_FILE, HISTORY_DIR, MODEL_FILE, MODELS_DIR, REPLICATES_FILE, SUMMARY_FILE,
+                          WEIGHTS_FILE)
 
 
 class LiveHistory(keras.callbacks.Callback):
@@ -38,7 +40,7 @@ class LiveHistory(keras.callbacks.Callback):
 
 def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, model_dir: Path, history_dir: Path):
     """Train the variant; save its files into model_dir and its per-epoch history into history_dir."""
-    models.seed_everything(shared)
+    models.seed_everything(shared.seed)
     model = models.compile_model(models.build(name, spec), spec, shared)
     callbacks = models.make_callbacks(spec, model_dir / CHECKPOINT_FILE)
     # dvcyaml=False: dvc.yaml declares the plots and metrics itself; the run is already a DVC stage.
@@ -56,6 +58,7 @@ def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split,
     model.save(model_dir / MODEL_FILE)
     model.save_weights(model_dir / WEIGHTS_FILE)
     summary = summarize(spec, history, callbacks)
+    summary["seed"] = shared.seed
     summary["train_seconds"] = round(train_seconds, 3)
     summary["backend"] = keras.backend.backend()  # what actually ran, not what was asked for
     atomic.write_json(model_dir / SUMMARY_FILE, summary)
@@ -77,7 +80,17 @@ def summarize(spec: Variant, history: dict[str, list[float]], callbacks) -> dict
     return {"epochs_run": epochs_run, "stopped_epoch": stopped_epoch, "best_epoch": best_epoch}
 
 
-def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split) -> dict:
-    """Train into temporary folders and swap them into place only when everything is written."""
+def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, test: Split,
+        job: Child | None = None) -> tuple[dict, dict | None]:
+    """Train the chapter's seed and the other seeds' replicates (scores only; none when train.replicates is
+    1) into temporary folders swapped into place only when everything is written. `job`: the replicates,
+    already training in a child process (the train stage); without one they are trained here, afterwards.
+    Returns (the chapter seed's summary, the replicates' result or None)."""
+    others = replicates.seeds_of(shared)[1:]
     with atomic.atomic_dir(MODELS_DIR / name) as model_dir, atomic.atomic_dir(HISTORY_DIR / name) as history_dir:
-        return fit(name, spec, shared, train, val, model_dir, history_dir)
+        summary = fit(name, spec, shared, train, val, model_dir, history_dir)
+        result = None
+        if others:
+            result = job.result() if job else replicates.fit(spec, shared, others, train, val, test)
+            atomic.write_json(model_dir / REPLICATES_FILE, result)
+    return summary, result

@@ -21,9 +21,12 @@ def main() -> None:
     atomic.write_json(paths.timing_file(name), timing)
     atomic.write_json(paths.details_file(name), details)
     atomic.write_json(paths.metrics_file(name), metrics)
-    print(f"{paths.metrics_file(name)}: validation {metrics['val_accuracy']:.4f}, "
-          f"test {metrics['test_accuracy']:.4f} ({details['evaluated_file']}); "
-          f"weights and whole-model restores agree: {details['restore']['agree']}")
+    std = metrics["val_accuracy_std"]
+    spread = f" ± {std:.4f}" if std is not None else ""
+    print(f"{paths.metrics_file(name)}: seed {details['spread']['seeds'][0]} validation {metrics['val_accuracy']:.4f}, "
+          f"test {metrics['test_accuracy']:.4f} ({details['evaluated_file']}); {metrics['seeds']} seeds: validation "
+          f"{metrics['val_accuracy_mean']:.4f}{spread}; weights and whole-model restores agree: "
+          f"{details['restore']['agree']}")
 
 
 if __name__ == "__main__":

@@ -21,13 +21,22 @@ def variant_spec(argv: list[str]):
 
 def main() -> None:
     name, spec, shared = variant_spec(["stages.train", *sys.argv[1:]])
-    train, val = dataset.load_prepared("train"), dataset.load_prepared("val")
+    train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
     backend.use(shared.backend)
-    from fmnist import training  # imports keras: only after the backend is chosen
+    # The other seeds train in a child process meanwhile (on a second core), the chapter's seed here.
+    job = stage.Child(f"training the other seeds of {name}", "fmnist.replicates", name) if shared.replicates > 1 else None
+    try:
+        from fmnist import training  # imports keras: only after the backend is chosen
 
-    summary = training.run(name, spec, shared, train, val)
-    print(f"{paths.MODELS_DIR / name}: {summary['epochs_run']} epochs in {summary['train_seconds']:.1f}s "
-          f"on {shared.backend}")
+        summary, replicated = training.run(name, spec, shared, train, val, test, job)
+    finally:
+        if job:
+            job.stop()  # on any failure the child must not outlive the stage
+    line = f"{paths.MODELS_DIR / name}: seed {shared.seed}, {summary['epochs_run']} epochs in {summary['train_seconds']:.1f}s"
+    if replicated:
+        seeds = [entry["seed"] for entry in replicated["per_seed"]]
+        line += f"; {len(seeds)} replicates (seeds {seeds[0]}-{seeds[-1]}) in {replicated['train_seconds']:.1f}s"
+    print(f"{line} on {shared.backend}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from fmnist import dataset, figures, paths
+from fmnist import dataset, figures, paths, spread
 from fmnist.dataset import CLASS_NAMES
 from tests.conftest import write_fake_dataset
 from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage
@@ -25,6 +25,7 @@ VARIANTS = {
                 "callbacks": {"checkpoint": {"monitor": "val_loss"}, "early_stopping": {"patience": 2}}},
 }
 CHAPTER = {"baseline": {"metric": "cv_accuracy", "value": 0.8196}, "watched": {"metric": "val_accuracy", "value": 0.88}}
+SEEDS = 5
 
 
 def write_json(path, value):
@@ -51,24 +52,33 @@ def write_fake_results(repo, seed=0):
         if spec.get("validation"):
             write_history(repo, name, "eval/loss", losses + 0.05)
             write_history(repo, name, "eval/accuracy", 0.95 - losses / 2)
-        metrics = {"val_accuracy": float(rng.uniform(0.8, 0.9)), "val_loss": 0.4,
-                   "test_accuracy": float(rng.uniform(0.8, 0.9)), "test_loss": 0.45, "epochs_run": epochs_run,
+        center = rng.uniform(0.8, 0.9)
+        per_seed = [{"seed": 42 + i, "val_accuracy": float(center + rng.normal(0, 0.005)),
+                     "test_accuracy": float(center - 0.01 + rng.normal(0, 0.005))} for i in range(SEEDS)]
+        headline, spread_details = spread.seed_metrics(per_seed)
+        metrics = {"val_accuracy": per_seed[0]["val_accuracy"], "val_loss": 0.4,
+                   "test_accuracy": per_seed[0]["test_accuracy"], "test_loss": 0.45, "epochs_run": epochs_run,
                    "stopped_epoch": 5 if name == "watched" else None, "best_epoch": 3 if name == "watched" else None,
-                   "parameters": 100}
+                   **headline}
         details = {"test_accuracy_per_class": {c: round(float(rng.uniform(0.5, 1)), 3) for c in CLASS_NAMES},
-                   "evaluated_file": "model.keras", "backend": "tensorflow", "restore": {"agree": True}}
+                   "evaluated_file": "model.keras", "backend": "tensorflow", "parameters": 100,
+                   "restore": {"agree": True}, "spread": spread_details}
         write_json(repo / paths.metrics_file(name), metrics)
         write_json(repo / paths.details_file(name), details)
-        write_json(repo / paths.timing_file(name), {"train_seconds": round(float(rng.uniform(1, 9)), 3)})
+        write_json(repo / paths.timing_file(name), {"train_seconds": round(float(rng.uniform(1, 9)), 3),
+                                                    "replicates_train_seconds": round(float(rng.uniform(5, 20)), 3)})
         actual = np.arange(200) % 10
         predicted = np.where(rng.random(200) < 0.8, actual, rng.integers(0, 10, 200))
         rows = "".join(f"{CLASS_NAMES[a]},{CLASS_NAMES[p]}\n" for a, p in zip(actual, predicted))
         (repo / paths.CONFUSION_DIR).mkdir(parents=True, exist_ok=True)
         (repo / paths.CONFUSION_DIR / f"{name}.csv").write_text("actual,predicted\n" + rows)
         written[name] = metrics
-    baseline = {"cv_accuracy": 0.8194, "val_accuracy": 0.834, "test_accuracy": 0.8249}
+    folds = [0.8150, 0.8180, 0.8194, 0.8210, 0.8236]
+    baseline = {"cv_accuracy": float(np.mean(folds)), "cv_accuracy_std": float(np.std(folds, ddof=1)), "cv_folds": 5,
+                "val_accuracy": 0.834, "test_accuracy": 0.8249}
     write_json(repo / paths.metrics_file("baseline"), baseline)
-    write_json(repo / paths.details_file("baseline"), {"cv_fold_accuracy": {"fold_1": 0.8194}, "converged": False})
+    write_json(repo / paths.details_file("baseline"), {
+        "cv_fold_accuracy": {f"fold_{i + 1}": v for i, v in enumerate(folds)}, "converged": False})
     write_json(repo / paths.timing_file("baseline"), {"train_fit_seconds": 3.4})
     written["baseline"] = baseline
     return written
@@ -147,30 +157,54 @@ def test_curve_data_has_one_file_per_variant_with_the_history(results_repo):
     assert lines[1].split(",")[:2] == ["1", first_loss.split("\t")[1]]
 
 
-def report_rows(repo) -> dict[str, list[str]]:
+def report_table(repo, heading: str) -> dict[str, list[str]]:
+    """The first table after `heading`: first cell (bold stripped) -> the row's cells."""
     text = (repo / paths.SUMMARY_REPORT).read_text()
-    table = text.split("## Results", 1)[1].split("\n\n| ", 1)[1].split("\n\n", 1)[0]
-    rows = table.splitlines()[2:]  # the first table after the heading, without its header and rule
+    table = text.split(heading, 1)[1].split("\n\n| ", 1)[1].split("\n\n", 1)[0]
+    rows = table.splitlines()[2:]  # without its header and rule
     return {cells[0].strip("*"): cells for cells in ([c.strip() for c in row.strip("|").split("|")] for row in rows)}
 
 
-def test_report_has_one_row_per_variant_with_its_metrics(results_repo):
+def mean_std(metrics, key):
+    std = metrics.get(f"{key}_std")
+    return f"{metrics[f'{key}_mean']:.4f} ± {std:.4f}"
+
+
+def test_report_has_one_row_per_variant_with_its_mean_spread_and_seed_42(results_repo):
     repo, metrics = results_repo
-    rows = report_rows(repo)
+    rows = report_table(repo, "## Results")
     assert set(rows) == set(VARIANTS) | {"baseline"}
-    for name, values in metrics.items():
-        assert rows[name][3] == f"{values['val_accuracy']:.4f}" and rows[name][4] == f"{values['test_accuracy']:.4f}"
-    # Sorted by validation accuracy, best first.
-    order = [name for name in rows]
-    assert order == sorted(metrics, key=lambda n: -metrics[n]["val_accuracy"])
-    # The chapter's value and the difference on the same metric (CV for the baseline).
-    assert rows["watched"][5] == "0.8800"
-    assert rows["watched"][6] == f"{metrics['watched']['val_accuracy'] - 0.88:+.4f}".replace("-", "−")
-    assert rows["baseline"][5] == "0.8196 (5-fold CV; ours 0.8194)" and rows["baseline"][6] == "−0.0002"
-    assert rows["watched"][2] == "5 (stopped at 5, best 3)" and rows["plain"][6] == ""
-    timing = json.loads((repo / paths.timing_file("fast")).read_text())["train_seconds"]
-    assert rows["fast"][7] == f"{timing:.1f} s"
+    for name in VARIANTS:
+        values = metrics[name]
+        assert rows[name][3] == mean_std(values, "val_accuracy") and rows[name][4] == f"{values['val_accuracy']:.4f}"
+        assert rows[name][5] == mean_std(values, "test_accuracy") and rows[name][6] == f"{values['test_accuracy']:.4f}"
+    # The baseline is one fit: its validation and test accuracy have no spread.
+    assert rows["baseline"][3:7] == ["0.8340", "0.8340", "0.8249", "0.8249"]
+    # Sorted by mean validation accuracy, best first.
+    mean = {n: metrics[n].get("val_accuracy_mean", metrics[n]["val_accuracy"]) for n in metrics}
+    assert list(rows) == sorted(metrics, key=lambda n: -mean[n])
+    assert rows["watched"][2] == "5 (stopped at 5, best 3)"
+    timing = json.loads((repo / paths.timing_file("fast")).read_text())
+    assert rows["fast"][7] == f"{timing['train_seconds']:.1f} s + {timing['replicates_train_seconds']:.1f} s"
     assert "SGD(learning_rate=0.1)" in rows["fast"][1] and "EarlyStopping(val_loss, patience=2" in rows["watched"][1]
+
+
+def test_report_places_each_chapter_number_in_our_seed_spread(results_repo):
+    repo, metrics = results_repo
+    rows = report_table(repo, "## The chapter's numbers against our seed spread")
+    assert set(rows) == set(CHAPTER)
+    watched = json.loads((repo / paths.details_file("watched")).read_text())["spread"]["val_accuracy"]
+    low, high = watched["min"], watched["max"]
+    assert rows["watched"][1:5] == ["validation", "0.8800", f"{metrics['watched']['val_accuracy']:.4f}",
+                                    f"{mean_std(metrics['watched'], 'val_accuracy')} ({SEEDS})"]
+    assert rows["watched"][5] == f"{low:.4f}–{high:.4f}"
+    assert rows["watched"][6] == ("yes" if low <= 0.88 <= high else "no")
+    assert rows["watched"][7] == f"{(0.88 - watched['mean']) / watched['std']:+.1f}".replace("-", "−")
+    # The baseline's only replicates are its CV folds: mean ± σ and the range across them.
+    baseline = metrics["baseline"]
+    assert rows["baseline"][1] == "5-fold CV (σ, range: folds)"
+    assert rows["baseline"][4] == f"{baseline['cv_accuracy']:.4f} ± {baseline['cv_accuracy_std']:.4f} (5)"
+    assert rows["baseline"][5:7] == ["0.8150–0.8236", "yes"]
 
 
 def test_report_embeds_every_figure_and_names_the_data(results_repo):
@@ -253,3 +287,26 @@ def test_damaged_results_are_named_with_the_stage_to_rerun(results_repo, tmp_pat
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error: reports/metrics/plain.json: not valid JSON" in result.stderr
     assert "variant 'plain' (declared in params.yaml) has damaged results: run `dvc repro evaluate@plain`" in result.stderr
+
+
+def test_accuracy_figure_draws_means_with_their_spread_and_seed_42(results_repo, monkeypatch):
+    repo, metrics = results_repo
+    monkeypatch.chdir(repo)
+    from fmnist import params, results
+
+    variants = params.load("variants").root
+    loaded = {name: results.load_result(name) for name in [results.BASELINE, *variants]}
+    table = results.comparison_table(loaded, variants, params.load("chapter"), params.load("baseline"))
+    figure = figures.accuracy_comparison(table)
+    ax = figure.axes[0]
+    bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]
+    rows = table.iloc[::-1].reset_index(drop=True)  # drawn bottom-up
+    for container, split in zip(bars, ("val", "test")):
+        assert [bar.get_width() for bar in container] == pytest.approx(list(rows[f"{split}_accuracy_mean"]))
+        # Error bars: ±1 σ around each mean (none for the baseline's single fit).
+        segments = container.errorbar.lines[2][0].get_segments()
+        half_widths = [abs(segment[1][0] - segment[0][0]) / 2 for segment in segments]
+        assert half_widths == pytest.approx(list(rows[f"{split}_accuracy_std"].astype(float).fillna(0.0)))
+    # Seed 42's own values are marked on the bars.
+    marks = [c for c in ax.collections if c.get_label() == "seed 42 (the chapter's seed)"][0]
+    assert sorted(marks.get_offsets()[:, 0]) == pytest.approx(sorted(rows["val_accuracy"]))

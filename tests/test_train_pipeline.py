@@ -1,10 +1,11 @@
 """End to end on both backends: `dvc repro` of download -> evaluate with tiny variants on generated data."""
 import json
+import shutil
 
 import pytest
 
 from tests.conftest import write_fake_dataset
-from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage, stage_env
+from tests.helpers import commit_all, copy_project, edit_params, init_git_dvc_repo, run, run_stage, stage_env
 
 TINY_VARIANTS = {
     "tiny_softmax": {"hidden": [], "optimizer": {"name": "rmsprop"}, "epochs": 1},
@@ -61,7 +62,14 @@ def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
         rows = (repo / "reports/confusion" / f"{name}.csv").read_text().splitlines()
         assert rows[0] == "actual,predicted" and len(rows) == 101
         assert (repo / "reports/train" / name / "plots/metrics/train/loss.tsv").is_file()
-    assert json.loads((repo / "reports/metrics/tiny_softmax.json").read_text())["parameters"] == 7850
+    assert json.loads((repo / "reports/evaluation/tiny_softmax.json").read_text())["parameters"] == 7850
+    # Every variant carries its seed spread: train.replicates seeds, the chapter's first.
+    for name in TINY_VARIANTS:
+        metrics = json.loads((repo / "reports/metrics" / f"{name}.json").read_text())
+        spread = json.loads((repo / "reports/evaluation" / f"{name}.json").read_text())["spread"]
+        assert metrics["seeds"] == 5 and spread["seeds"] == [42, 43, 44, 45, 46]
+        assert spread["per_seed"][0]["val_accuracy"] == metrics["val_accuracy"]
+        assert metrics["val_accuracy_std"] > 0 and spread["val_accuracy"]["min"] <= metrics["val_accuracy_mean"]
     stopping = json.loads((repo / "reports/metrics/tiny_stopping.json").read_text())
     assert 1 <= stopping["best_epoch"] <= 2
     assert json.loads((repo / "reports/evaluation/tiny_stopping.json").read_text())["evaluated_file"] == "best.keras"
@@ -81,13 +89,40 @@ def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
     assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == set()
 
 
-def test_training_twice_gives_identical_metrics(pipeline):
+def result_files(repo, names=("tiny_relu", "tiny_stopping")) -> dict[str, bytes]:
+    """Metrics and details (every seed's results) of the given variants, as bytes."""
+    return {f"{folder}/{name}": (repo / "reports" / folder / f"{name}.json").read_bytes()
+            for folder in ("metrics", "evaluation") for name in names}
+
+
+def test_training_twice_gives_identical_per_seed_results(pipeline):
+    """Same params, same machine, same backend: every seed's result is identical, byte for byte."""
     backend, repo, env, _ = pipeline
-    before = {name: (repo / "reports/metrics" / f"{name}.json").read_bytes() for name in ("tiny_relu", "tiny_stopping")}
+    before = result_files(repo)
     run(["dvc", "repro", "--force", "--single-item", "train@tiny_relu", "train@tiny_stopping",
          "evaluate@tiny_relu", "evaluate@tiny_stopping"], repo, env)
-    after = {name: (repo / "reports/metrics" / f"{name}.json").read_bytes() for name in before}
-    assert after == before, f"metrics differ between two trainings on {backend}"
+    assert result_files(repo) == before, f"results differ between two trainings on {backend}"
+
+
+@TENSORFLOW_ONLY
+def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeline, tmp_path):
+    """What another CPU does, on one machine: TensorFlow without oneDNN rounds differently. Single seeds'
+    results move; the gate's reproduction check, which compares means within the seed spread, passes."""
+    backend, source, env, _ = pipeline
+    repo = tmp_path / "repo"
+    shutil.copytree(source, repo, symlinks=True)
+    commit_all(repo, "results with oneDNN (the default)")
+    before = result_files(repo, TINY_VARIANTS)
+    stages = [f"{stage}@{name}" for stage in ("train", "evaluate") for name in TINY_VARIANTS]
+    run(["dvc", "repro", "--force", "--single-item", *stages], repo, {**env, "TF_ENABLE_ONEDNN_OPTS": "0"})
+    after = result_files(repo, TINY_VARIANTS)
+    losses = {when: [seed["val_loss"] for name in TINY_VARIANTS
+                     for seed in json.loads(files[f"evaluation/{name}"])["spread"]["per_seed"]]
+              for when, files in (("before", before), ("after", after))}
+    assert losses["before"] != losses["after"]  # a different rounding path really was taken
+    result = run(["python", "-m", "stages.gate", "--reproduces", "HEAD"], repo, env, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reproduction of HEAD: all 6 checks pass" in result.stdout  # val and test mean of each variant
 
 
 @TENSORFLOW_ONLY

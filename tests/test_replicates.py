@@ -1,0 +1,172 @@
+"""Seed replicates trained as one stacked model (TensorFlow, in-process, tiny data), and the spread maths."""
+import math
+
+import numpy as np
+import pytest
+
+from fmnist import backend
+
+backend.use("tensorflow")
+
+import keras  # noqa: E402  (the backend must be chosen first)
+
+from fmnist import evaluation, models, replicates, spread, training  # noqa: E402
+from tests.test_models import ONE_SEED, SHARED, tiny, tiny_split, variant  # noqa: E402,F401
+
+
+# --- callbacks replayed per replicate must decide what Keras's own callbacks decide ---------------------
+
+def keras_decisions(spec, series: list[float]) -> tuple[int, int | None, int]:
+    """Run Keras's real EarlyStopping and ModelCheckpoint logic over a monitored series:
+    (epochs run, 1-based stopped epoch or None, 1-based epoch whose weights are kept)."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    epoch_marker = model.layers[0].kernel
+    stopping = spec.callbacks.early_stopping
+    callbacks = models.make_callbacks(spec, "unused.keras")
+    callbacks = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+    model.stop_training = False
+    epochs = 0
+    for epoch, value in enumerate(series):
+        epoch_marker.assign(np.full((1, 1), epoch + 1.0))  # the weights say which epoch they are from
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {stopping.monitor: value})
+        epochs = epoch + 1
+        if model.stop_training:
+            break
+    for callback in callbacks:
+        callback.on_train_end()
+    stopped = callbacks[0].stopped_epoch + 1 if callbacks and callbacks[0].stopped_epoch else None
+    return epochs, stopped, int(round(float(epoch_marker.numpy()[0, 0])))
+
+
+@pytest.mark.parametrize("patience", [0, 1, 2, 3])
+@pytest.mark.parametrize("restore", [True, False])
+def test_early_stopping_replay_matches_keras(patience, restore):
+    spec = variant(epochs=12, validation=True, callbacks={"early_stopping": {
+        "monitor": "val_loss", "patience": patience, "restore_best_weights": restore}})
+    rng = np.random.default_rng(patience)
+    for trial in range(30):
+        # Rounded to two decimals: ties happen, and a tie is not an improvement.
+        series = [float(v) for v in np.round(1.0 - 0.05 * np.arange(12) + rng.normal(0, 0.08, 12), 2)]
+        epochs, stopped, kept = keras_decisions(spec, series)
+        replay = replicates.replay_callbacks(spec, {"val_loss": series, "val_accuracy": [0.0] * 12})
+        assert (replay.epochs_run, replay.stopped_epoch, replay.kept_epoch) == (epochs, stopped, kept), series
+
+
+def test_checkpoint_replay_keeps_the_first_best_epoch():
+    spec = variant(epochs=6, validation=True, callbacks={"checkpoint": {"monitor": "val_accuracy"}})
+    replay = replicates.replay_callbacks(spec, {"val_loss": [1.0] * 6, "val_accuracy": [0.5, 0.7, 0.6, 0.7, 0.65, 0.6]})
+    assert (replay.epochs_run, replay.stopped_epoch, replay.best_epoch, replay.kept_epoch) == (6, None, 2, 2)
+    last = variant(epochs=3, validation=True)  # no callback: the last epoch is the result, the best is reported
+    replay = replicates.replay_callbacks(last, {"val_loss": [0.9, 0.5, 0.7], "val_accuracy": [0.0] * 3})
+    assert (replay.best_epoch, replay.kept_epoch) == (2, 3)
+
+
+# --- the stacked model ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer", [{"name": "sgd", "momentum": 0.9}, {"name": "adam"}, {"name": "rmsprop"}])
+def test_a_stacked_replicate_trains_exactly_like_a_lone_model(tiny, optimizer):
+    """Same initial weights, same batches: replicate k of the stack and a plain Keras model end with the same
+    weights (up to float rounding). The summed loss gives each replicate its own, unscaled gradient."""
+    train, _ = tiny
+    spec = variant(hidden=[{"units": 16, "activation": "relu"}], optimizer=optimizer, epochs=2)
+    seeds = [7, 8, 9]
+    models.seed_everything(0)
+    stacked, _ = replicates.build_stack(spec, seeds, train.x)
+    stacked.compile(optimizer=models.make_optimizer(spec), loss=replicates.summed_crossentropy)
+    initial = [w.numpy() for w in stacked.trainable_weights]
+    k = 1
+    lone = models.build("lone", spec)
+    lone.set_weights([w[k].reshape(lone_w.shape) for w, lone_w in zip(initial, lone.get_weights())])
+    lone.compile(optimizer=models.make_optimizer(spec), loss="sparse_categorical_crossentropy")
+    rngs = [np.random.default_rng(s) for s in seeds]
+    for _ in range(2):
+        order = np.stack([rng.permutation(len(train.y)) for rng in rngs], axis=1)
+        stacked.fit(order.astype(np.int32), train.y[order], batch_size=32, shuffle=False, verbose=0)
+        lone.fit(train.x[order[:, k]], train.y[order[:, k]], batch_size=32, shuffle=False, verbose=0)
+    for stacked_w, lone_w in zip(stacked.trainable_weights, lone.get_weights()):
+        np.testing.assert_allclose(stacked_w.numpy()[k].reshape(lone_w.shape), lone_w, rtol=2e-4, atol=2e-5)
+    # And the replicates really are different models.
+    first = stacked.trainable_weights[0].numpy()
+    assert not np.allclose(first[0], first[1]) and not np.allclose(first[1], first[2])
+
+
+def test_replicates_differ_by_seed_and_repeat_exactly(tiny):
+    train, val = tiny
+    test = tiny_split(64, 5)
+    spec = variant(hidden=[{"units": 16, "activation": "relu", "dropout": 0.3}], optimizer={"name": "adam"},
+                   epochs=4, validation=True, callbacks={"checkpoint": {}, "early_stopping": {"patience": 1}})
+    first = replicates.fit(spec, SHARED, [43, 44, 45], train, val, test)
+    again = replicates.fit(spec, SHARED, [43, 44, 45], train, val, test)
+    assert first["per_seed"] == again["per_seed"]  # same seeds, same machine, same backend: identical
+    losses = [entry["val_loss"] for entry in first["per_seed"]]
+    assert len(set(losses)) == 3  # every seed its own weights, batches and dropout masks
+    for entry, seed in zip(first["per_seed"], [43, 44, 45]):
+        assert entry["seed"] == seed and 1 <= entry["best_epoch"] <= entry["epochs_run"] <= 4
+        assert 0 <= entry["val_accuracy"] <= 1 and 0 <= entry["test_accuracy"] <= 1
+    other = replicates.fit(spec, SHARED, [50, 44, 45], train, val, test)
+    assert other["per_seed"][0]["val_loss"] != first["per_seed"][0]["val_loss"]
+
+
+def test_replicate_scores_are_keras_scores_of_the_kept_weights(tiny):
+    """The replicate's reported validation loss and accuracy are what Keras's evaluate gives for a lone model
+    holding that replicate's weights."""
+    train, val = tiny
+    spec = variant(hidden=[{"units": 8, "activation": "sigmoid"}], epochs=1)
+    models.seed_everything(0)
+    stacked, scoring = replicates.build_stack(spec, [1, 2], train.x)
+    probabilities = scoring.predict(val.x, verbose=0)
+    loss, accuracy = replicates.scores(probabilities, val.y)
+    for k in range(2):
+        lone = models.build("lone", spec)
+        lone.set_weights([w.numpy()[k].reshape(l.shape) for w, l in zip(stacked.trainable_weights, lone.get_weights())])
+        lone.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        keras_loss, keras_accuracy = lone.evaluate(val.x, val.y, verbose=0)
+        assert loss[k] == pytest.approx(keras_loss, rel=1e-5) and accuracy[k] == pytest.approx(keras_accuracy)
+
+
+def test_evaluate_reports_the_mean_and_spread_of_all_seeds(tmp_path, monkeypatch, tiny):
+    monkeypatch.chdir(tmp_path)
+    train, val = tiny
+    spec = variant(hidden=[{"units": 8, "activation": "relu"}], epochs=1)
+    shared = SHARED.model_copy(update={"replicates": 3})
+    summary, replicated = training.run("v", spec, shared, train, val, val)
+    metrics, details, timing, _ = evaluation.evaluate("v", spec, tmp_path / "models/v", val, val)
+    per_seed = details["spread"]["per_seed"]
+    assert [entry["seed"] for entry in per_seed] == [42, 43, 44] == details["spread"]["seeds"]
+    assert [entry["trained"] for entry in per_seed] == ["alone", "stacked", "stacked"]
+    assert per_seed[0]["val_accuracy"] == metrics["val_accuracy"]  # the chapter seed is the saved model
+    values = [entry["val_accuracy"] for entry in per_seed]
+    assert metrics["seeds"] == 3
+    assert metrics["val_accuracy_mean"] == pytest.approx(np.mean(values))
+    assert metrics["val_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
+    assert details["spread"]["val_accuracy"]["min"] == min(values) and details["spread"]["val_accuracy"]["max"] == max(values)
+    assert timing["replicates_train_seconds"] == replicated["train_seconds"] > 0
+    assert "parameters" not in metrics and details["parameters"] == 784 * 8 + 8 + 8 * 10 + 10
+    # One seed: the mean is that seed's value, and there is no spread (null, never 0).
+    training.run("v", spec, ONE_SEED, train, val, val)
+    metrics, details, _, _ = evaluation.evaluate("v", spec, tmp_path / "models/v", val, val)
+    assert metrics["seeds"] == 1 and metrics["val_accuracy_std"] is None
+    assert metrics["val_accuracy_mean"] == metrics["val_accuracy"]
+
+
+# --- the spread maths ----------------------------------------------------------------------------------
+
+def test_summary_statistics():
+    stats = spread.summarize([0.85, 0.87, 0.86])
+    assert stats["mean"] == pytest.approx(0.86) and stats["std"] == pytest.approx(0.01)
+    assert (stats["min"], stats["max"]) == (0.85, 0.87)
+    assert spread.summarize([0.5])["std"] is None
+
+
+def test_tolerance_is_k_standard_errors_of_the_difference_with_a_floor():
+    a, b = spread.Spread(0.87, 0.004, 5), spread.Spread(0.86, 0.006, 8)
+    assert spread.tolerance(a, b, 3, 0.0) == pytest.approx(3 * math.sqrt(0.004 ** 2 / 5 + 0.006 ** 2 / 8))
+    assert spread.tolerance(a, b, 3, 0.02) == 0.02  # never below the floor
+    one = spread.Spread(0.87, None, 1)  # one side without a spread: the other's std stands for both
+    assert spread.tolerance(a, one, 3, 0.0) == pytest.approx(3 * 0.004 * math.sqrt(1 / 5 + 1))
+    assert spread.tolerance(one, one, 3, 0.002) is None  # nothing to estimate it from
