@@ -103,8 +103,8 @@ def accuracy_comparison(table: pd.DataFrame) -> Figure:
         std = rows[f"{split}_accuracy_std"].astype(float).fillna(0.0)
         ax.barh(positions + offset, rows[f"{split}_accuracy_mean"], height, xerr=std, error_kw=error_style,
                 color=color, label=f"{'validation' if split == 'val' else 'test'} accuracy, mean ± σ over seeds")
-        ax.scatter(rows[f"{split}_accuracy"], positions + offset, marker="|", color="white", s=60, linewidths=1.5,
-                   zorder=3, label="seed 42 (the chapter's seed)" if split == "val" else None)
+        ax.scatter(rows[f"{split}_accuracy"], positions + offset, marker="o", facecolors="white", edgecolors="black",
+                   s=16, linewidths=0.8, zorder=3, label="seed 42 (the chapter's seed)" if split == "val" else None)
     marked = rows[rows["chapter"].notna()]
     values = pd.concat([rows["val_accuracy_min"], rows["test_accuracy_min"], rows["val_accuracy_max"],
                         rows["test_accuracy_max"], marked["chapter"]])

@@ -5,7 +5,7 @@ from importlib import metadata
 
 import pandas as pd
 
-from fmnist import paths
+from fmnist import paths, spread
 from fmnist.dataset import CLASS_NAMES
 from fmnist.params import DownloadParams, PrepareParams, Variant
 from fmnist.results import BASELINE, Result
@@ -109,6 +109,24 @@ def chapter_markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True, colalign=("left", "left") + ("right",) * 6)
 
 
+def _within_noise(best: str, table: pd.DataFrame) -> str:
+    """Which other variants the seed spread cannot tell apart from the best (the gate's rule, k = 3)."""
+    rows = table.set_index("variant")
+
+    def as_spread(name):
+        row = rows.loc[name]
+        return spread.Spread(row["val_accuracy_mean"], None if pd.isna(row["val_accuracy_std"]) else row["val_accuracy_std"],
+                             int(row["seeds"]))
+
+    close = [name for name in rows.index if name not in (best, BASELINE)
+             and (tolerance := spread.tolerance(as_spread(best), as_spread(name), 3, 0.0)) is not None
+             and rows.loc[best, "val_accuracy_mean"] - rows.loc[name, "val_accuracy_mean"] <= tolerance]
+    if not close:
+        return f"No other variant comes within 3 standard errors of {best}'s mean validation accuracy."
+    return (f"Within 3 standard errors of its mean validation accuracy, so not told apart from it by the seed "
+            f"spread: {', '.join(close)}. It is the best by a margin that seed noise could make.")
+
+
 def per_class_markdown(result: Result) -> str:
     accuracy = result.details["test_accuracy_per_class"]
     frame = pd.DataFrame({"class": list(CLASS_NAMES), "test accuracy": [f"{accuracy[c]:.3f}" for c in CLASS_NAMES]})
@@ -189,13 +207,15 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
     for name in curves:
         lines += [f"### {name}", "", variants[name].description, "", figure(f"{name}: loss and accuracy per epoch",
                                                                             paths.curves_figure(name)), ""]
+    best_metrics = loaded[best].metrics
     lines += [
         f"## The best variant: {best}",
         "",
-        f"Highest mean validation accuracy ({_mean_std(loaded[best].metrics['val_accuracy_mean'], loaded[best].metrics['val_accuracy_std'])}"
-        f" across {loaded[best].metrics['seeds']} seeds). Its seed-42 model: validation "
-        f"{loaded[best].metrics['val_accuracy']:.4f}, test {loaded[best].metrics['test_accuracy']:.4f}; "
-        "test accuracy per class, hardest first:",
+        f"Highest mean validation accuracy ({_mean_std(best_metrics['val_accuracy_mean'], best_metrics['val_accuracy_std'])}"
+        f" across {best_metrics['seeds']} seeds). {_within_noise(best, table)}",
+        "",
+        f"Its seed-42 model (the saved one): validation {best_metrics['val_accuracy']:.4f}, test "
+        f"{best_metrics['test_accuracy']:.4f}. Test accuracy per class, hardest first:",
         "",
         per_class_markdown(loaded[best]),
         "",

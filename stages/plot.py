@@ -45,7 +45,7 @@ def main() -> None:
                  f"validation {loaded[best].metrics['val_accuracy']:.4f}, test {loaded[best].metrics['test_accuracy']:.4f})")
         save(figures.confusion_heatmap(confusion, title), paths.CONFUSION_FIGURE)
     print(f"{paths.FIGURES_DIR}: {len(list(paths.FIGURES_DIR.glob('*.png')))} figures; "
-          f"best variant by validation accuracy: {best}")
+          f"best variant by mean validation accuracy: {best}")
 
 
 if __name__ == "__main__":

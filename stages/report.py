@@ -14,7 +14,7 @@ def main() -> None:
     best = results.best_variant(loaded)
     markdown = report.render(table, loaded, variants, best, params.load("download"), params.load("prepare"))
     atomic.write_text(paths.SUMMARY_REPORT, markdown)
-    print(f"{paths.SUMMARY_REPORT}: {len(table)} rows; best variant by validation accuracy: {best}")
+    print(f"{paths.SUMMARY_REPORT}: {len(table)} rows; best variant by mean validation accuracy: {best}")
 
 
 if __name__ == "__main__":

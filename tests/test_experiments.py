@@ -25,6 +25,7 @@ def project(tmp_path_factory):
         document["variants"] = TINY_VARIANTS
         document["chapter"] = {}
         document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
+        document["train"]["replicates"] = 2  # experiments' mechanics, not the spread: the fewest seeds that have one
 
     edit_params(repo, tiny)
     init_git_dvc_repo(repo)

@@ -68,7 +68,12 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
     """The gate's table: metric -> the other cells (split on runs of 2+ spaces)."""
     lines = stdout.splitlines()
     assert set(lines[1]) <= {"-", " "}  # the rule under the header
-    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:] if line and " checks pass" not in line]
+    table = []
+    for line in lines[2:]:
+        if not line or line.startswith(("tolerance = ", "note: ", "warning: ")) or " checks pass" in line:
+            break  # the lines under the table
+        table.append(line)
+    rows = [re.split(r"\s{2,}", line.strip()) for line in table]
     return {row[0]: row[1:] for row in rows}
 
 
