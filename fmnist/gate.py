@@ -24,7 +24,6 @@ from fmnist.spread import Spread, tolerance
 from fmnist.stage import StageError
 
 SINGLE_SEED_KEYS = ("val_accuracy", "test_accuracy")  # the chapter seed's own values, beside the means
-SINGLE_SEED_NOTE = "train.seed, the chapter's run; the baseline's single fits"
 
 
 @dataclass
@@ -205,8 +204,8 @@ def check_reproduced(current: dict[str, object], reference: dict[str, object], r
     single = sorted(m for m in set(current) | set(reference) if m.partition(".")[2] in SINGLE_SEED_KEYS
                     and m not in gated)
     moved = [m for m in single if current.get(m) != reference.get(m)]
-    notes.append(f"single-seed accuracies (seed {SINGLE_SEED_NOTE}): {len(single) - len(moved)} of {len(single)} "
-                 f"identical to {ref}" + (", the rest moved (not gated: one seed's noise):" if moved else ""))
+    notes.append(f"single-seed accuracies (the chapter seed's run, the baseline's single fit): {len(single) - len(moved)} "
+                 f"of {len(single)} identical to {ref}" + ("; the rest moved (one seed's noise, not gated):" if moved else ""))
     for metric in moved:
         old, value = reference.get(metric), current.get(metric)
         notes.append(f"  {metric}: {_short(old)} at {ref} -> {_short(value)} now")

@@ -128,8 +128,8 @@ def test_another_draw_of_the_same_seeds_distribution_passes(repo):
     assert result.returncode == 0, result.stdout + result.stderr
     result = gate(repo, "--reproduces", "HEAD")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "note: single-seed accuracies (seed train.seed" in result.stdout
-    assert "the rest moved (not gated: one seed's noise):" in result.stdout
+    assert "note: single-seed accuracies (the chapter seed's run, the baseline's single fit): 2 of 6" in result.stdout
+    assert "; the rest moved (one seed's noise, not gated):" in result.stdout
     assert re.search(r"note:   softmax.val_accuracy: 0\.\d{4} at HEAD -> 0\.\d{4} now", result.stdout)
 
 
