@@ -19,8 +19,8 @@ Keras's own rules (EarlyStopping, ModelCheckpoint save_best_only), and each repl
 validation and test with the weights those rules pick. Scores only: replicate models are not saved.
 
 The train stage runs them in a child process (`python -m fmnist.replicates <variant>`) while it
-trains the chapter's seed: that run leaves the second core mostly idle, and in a process of its own the
-stack may use XLA (TensorFlow refuses XLA once op determinism is on; XLA on the CPU is deterministic too).
+trains the chapter's seed (which alone keeps about one core busy), and in a process of its own the stack
+may use XLA (TensorFlow refuses XLA once op determinism is on; XLA on the CPU is deterministic too).
 
 Import only after fmnist.backend.use() (the child gets KERAS_BACKEND from its parent).
 """
