@@ -118,6 +118,8 @@ def _within_noise(best: str, table: pd.DataFrame) -> str:
         return spread.Spread(row["val_accuracy_mean"], None if pd.isna(row["val_accuracy_std"]) else row["val_accuracy_std"],
                              int(row["seeds"]))
 
+    if not as_spread(best).estimable:
+        return "With one seed there is no spread to tell it from the others by."
     close = [name for name in rows.index if name not in (best, BASELINE)
              and (tolerance := spread.tolerance(as_spread(best), as_spread(name), 3, 0.0)) is not None
              and rows.loc[best, "val_accuracy_mean"] - rows.loc[name, "val_accuracy_mean"] <= tolerance]
