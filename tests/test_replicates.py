@@ -170,3 +170,33 @@ def test_tolerance_is_k_standard_errors_of_the_difference_with_a_floor():
     one = spread.Spread(0.87, None, 1)  # one side without a spread: the other's std stands for both
     assert spread.tolerance(a, one, 3, 0.0) == pytest.approx(3 * 0.004 * math.sqrt(1 / 5 + 1))
     assert spread.tolerance(one, one, 3, 0.002) is None  # nothing to estimate it from
+
+
+# --- the child process the train stage runs the other seeds in -------------------------------------------
+
+def test_a_child_error_comes_back_as_one_stage_error(monkeypatch):
+    from fmnist.stage import Child, StageError
+    from tests.conftest import REPO_ROOT
+
+    monkeypatch.chdir(REPO_ROOT)
+    child = Child("training the other seeds of nosuch", "stages.train", "nosuch")
+    with pytest.raises(StageError, match=r"^training the other seeds of nosuch failed: variant 'nosuch' is not "
+                                         r"declared in params.yaml \(declared: softmax, "):
+        child.result()
+
+
+def test_a_crashed_child_shows_what_it_said(monkeypatch, capsys):
+    from fmnist.stage import Child, StageError
+
+    child = Child("the helper", "json.tool", "/no/such/file.json")
+    with pytest.raises(StageError, match=r"^the helper failed: exit status [1-9]"):
+        child.result()
+    assert "/no/such/file.json" in capsys.readouterr().err  # its own words, not swallowed
+
+
+def test_stopping_a_child_ends_it():
+    from fmnist.stage import Child
+
+    child = Child("a sleeper", "timeit", "-n", "1", "import time; time.sleep(60)")
+    child.stop()
+    assert child.process.returncode is not None and child.process.returncode < 0  # killed, not finished
