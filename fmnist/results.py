@@ -150,6 +150,7 @@ def comparison_table(results: dict[str, Result], variants: dict[str, Variant], c
         metrics = result.metrics
         reference = chapter.root.get(name)
         ours = metrics[reference.metric] if reference else None
+        seeds = {metric: seed_statistics(result, metric) for metric in ("val_accuracy", "test_accuracy")}
         compared = seed_statistics(result, reference.metric) if reference else {}
         if name == BASELINE:
             what = f"logistic regression: SGDClassifier({baseline.loss}, max_iter={baseline.max_iter}), {baseline.cv}-fold CV"
@@ -171,9 +172,9 @@ def comparison_table(results: dict[str, Result], variants: dict[str, Variant], c
             "stopped_epoch": stopped,
             "val_accuracy": metrics["val_accuracy"],
             "test_accuracy": metrics["test_accuracy"],
-            **{f"{metric}_{stat}": value for metric in ("val_accuracy", "test_accuracy")
-               for stat, value in seed_statistics(result, metric).items() if stat != "n"},
-            "seeds": seed_statistics(result, "val_accuracy")["n"],
+            **{f"{metric}_{stat}": value for metric, stats in seeds.items()
+               for stat, value in stats.items() if stat != "n"},
+            "seeds": seeds["val_accuracy"]["n"],
             "chapter_metric": reference.metric if reference else None,
             "chapter": reference.value if reference else None,
             "ours": ours,
