@@ -13,11 +13,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: repro test gate venv lock bench clean-venv
 
+# params.yaml is checked whole first: DVC would start stages before the one with a bad value rejects it.
 repro: $(STAMP)
+	python -m fmnist.params
 	dvc repro
 
 test: $(STAMP)
-	python -m pytest
+	python -m pytest $(PYTEST_ARGS)
 
 # The metric gate: params.yaml `gates` minimums and max drop against `gates.reference` (main).
 # Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".

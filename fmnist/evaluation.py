@@ -146,3 +146,16 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray) -> str:
     names = np.asarray(CLASS_NAMES)
     lines = ["actual,predicted", *(f"{a},{p}" for a, p in zip(names[labels], names[predictions]))]
     return "\n".join(lines) + "\n"
+
+
+def summary_line(name: str, metrics: dict, details: dict, summary: dict, replicated: dict | None,
+                 seconds: float) -> str:
+    """What train@<name> did, in one line: the chapter seed's fit and scores, the seed spread, the files."""
+    restored = "restores agree" if details["restore"]["agree"] else "RESTORES DISAGREE"
+    line = (f"train@{name}: seed {summary['seed']}, {summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s, "
+            f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f} "
+            f"({details['evaluated_file']}, {restored})")
+    if replicated:
+        line += (f"; {metrics['seeds']} seeds: validation {metrics['val_accuracy_mean']:.4f} "
+                 f"± {metrics['val_accuracy_std']:.4f} (others in {replicated['train_seconds']:.1f} s)")
+    return line + f"; wrote models/{name}, reports/*/{name}.* in {seconds:.0f} s on {summary['backend']}"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 
+from fmnist import backend
 from fmnist.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.params import TrainParams, Variant
 
@@ -55,9 +56,20 @@ def make_callbacks(spec: Variant, checkpoint_path: Path) -> list[keras.callbacks
     return callbacks
 
 
+def set_seeds(seed: int) -> None:
+    """keras.utils.set_random_seed: Python's, NumPy's and Keras's generators (and TensorFlow's, on its backend).
+    On JAX, Keras would import TensorFlow (when installed) just to seed its tf.data: ~4 s of start-up and
+    its C++ chatter in every JAX process that feeds NumPy arrays and never runs a TensorFlow op."""
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    with backend.hidden(("tensorflow",)):
+        keras.utils.set_random_seed(seed)
+
+
 def seed_everything(seed: int) -> None:
     """Same params + same machine + same backend => same weights, same metrics."""
-    keras.utils.set_random_seed(seed)
+    set_seeds(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

@@ -303,3 +303,21 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
         if model is None:
             return []
     return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def check(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+    """Validate every section of params.yaml; {section: parsed}. `make repro` runs this before DVC, which
+    would otherwise start stages (and replace their outputs) before the one with the bad value rejects it."""
+    document = read_params_file(path)
+    return {section: parse(section, document.get(section), path) for section in SECTIONS}
+
+
+def main() -> None:
+    parsed = check()
+    print(f"{PARAMS_FILE}: all {len(parsed)} sections valid ({len(parsed['variants'].root)} variants)")
+
+
+if __name__ == "__main__":
+    from fmnist.stage import run
+
+    run(main)

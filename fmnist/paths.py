@@ -30,9 +30,9 @@ REPLICATES_FILE = "replicates.json"  # the other seeds' scores and epochs (train
 BASELINE = "baseline"  # the name the baseline's result files (and its stage) go by, beside the variants'
 
 
-def stage_for(name: str, producer: str = "evaluate") -> str:
-    """The DVC stage that writes `name`'s results: `baseline`, or `<producer>@<variant>` (train/evaluate)."""
-    return BASELINE if name == BASELINE else f"{producer}@{name}"
+def stage_for(name: str) -> str:
+    """The DVC stage that writes `name`'s results: `baseline`, or `train@<variant>` (which also evaluates)."""
+    return BASELINE if name == BASELINE else f"train@{name}"
 
 
 def metrics_file(name: str) -> Path:

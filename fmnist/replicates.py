@@ -22,7 +22,8 @@ The train stage runs them in a child process (`python -m fmnist.replicates <vari
 trains the chapter's seed (which alone keeps about one core busy), and in a process of its own the stack
 may use XLA (TensorFlow refuses XLA once op determinism is on; XLA on the CPU is deterministic too).
 
-Import only after fmnist.backend.use() (the child gets KERAS_BACKEND from its parent).
+Importing this module imports keras through fmnist.backend.use(), with the backend KERAS_BACKEND names
+(the child process gets it from its stage).
 """
 from __future__ import annotations
 
@@ -32,11 +33,14 @@ import time
 import warnings
 from dataclasses import dataclass
 
-import keras
-import numpy as np
-from keras import ops
+from fmnist import backend
 
-from fmnist import dataset, models, params, stage
+backend.use(backend.requested())  # in the stage's child process: keras, imported quietly, with its backend
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
+
+from fmnist import dataset, models, params, stage  # noqa: E402
 from fmnist.dataset import Split
 from fmnist.idx import NUM_CLASSES
 from fmnist.params import TrainParams, Variant
@@ -206,7 +210,7 @@ def seeds_of(shared: TrainParams) -> list[int]:
 def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val: Split, test: Split) -> dict:
     """Train one replicate per seed together; return each one's scores and epochs (see module docstring).
     Deterministic: same seeds, data, machine and backend give the same results."""
-    keras.utils.set_random_seed(seeds[0])  # every random stream below is seeded explicitly; this is for the rest
+    models.set_seeds(seeds[0])  # every random stream below is seeded explicitly; this is for the rest
     training, scoring = build_stack(spec, seeds, train.x)
     # XLA: twice as fast here on TensorFlow (whose "auto" never picks it on a CPU), and deterministic on the
     # CPU. Keras refuses it, with this warning, in a TensorFlow process that turned op determinism on (the

@@ -22,19 +22,19 @@ HISTORY_SERIES = {"loss": "train/loss", "accuracy": "train/accuracy",
                   "val_loss": "eval/loss", "val_accuracy": "eval/accuracy"}
 
 
-def _missing(path: Path, name: str, producer: str, problem: str = "not found") -> StageError:
+def _missing(path: Path, name: str, problem: str = "not found") -> StageError:
     what = "the baseline" if name == BASELINE else f"variant '{name}' (declared in params.yaml)"
     state = "has no results yet" if problem == "not found" else "has damaged results"
-    return StageError(f"{path}: {problem}; {what} {state}: run `dvc repro {paths.stage_for(name, producer)}`")
+    return StageError(f"{path}: {problem}; {what} {state}: run `dvc repro {paths.stage_for(name)}`")
 
 
-def read_json(path: Path, name: str, producer: str = "evaluate") -> dict:
+def read_json(path: Path, name: str) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise _missing(path, name, producer) from None
+        raise _missing(path, name) from None
     except ValueError as error:
-        raise _missing(path, name, producer, f"not valid JSON ({error})") from None
+        raise _missing(path, name, f"not valid JSON ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,16 @@ def load_history(name: str, spec: Variant) -> pd.DataFrame:
         try:
             table = pd.read_csv(path, sep="\t")
         except FileNotFoundError:
-            raise _missing(path, name, "train") from None
+            raise _missing(path, name) from None
         except ValueError as error:  # pandas' ParserError and EmptyDataError are ValueErrors
-            raise _missing(path, name, "train", f"unreadable ({error})") from None
+            raise _missing(path, name, f"unreadable ({error})") from None
         value_column = path.stem  # dvclive names the value column after the file: loss / accuracy
         if list(table.columns) != ["step", value_column]:
-            raise _missing(path, name, "train", f"expected columns step, {value_column}, found {list(table.columns)}")
+            raise _missing(path, name, f"expected columns step, {value_column}, found {list(table.columns)}")
         columns[series] = table[value_column].to_numpy()
     lengths = {len(values) for values in columns.values()}
     if len(lengths) != 1 or 0 in lengths:
-        raise _missing(paths.HISTORY_DIR / name, name, "train", "history series of different or zero length")
+        raise _missing(paths.HISTORY_DIR / name, name, "history series of different or zero length")
     history = pd.DataFrame(columns)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return history
@@ -86,16 +86,16 @@ def confusion_counts(name: str) -> np.ndarray:
     try:
         rows = pd.read_csv(path, dtype=str)
     except FileNotFoundError:
-        raise _missing(path, name, "evaluate") from None
+        raise _missing(path, name) from None
     except ValueError as error:  # pandas' ParserError and EmptyDataError are ValueErrors
-        raise _missing(path, name, "evaluate", f"unreadable ({error})") from None
+        raise _missing(path, name, f"unreadable ({error})") from None
     index = {class_name: i for i, class_name in enumerate(CLASS_NAMES)}
     try:
         actual, predicted = rows["actual"].map(index), rows["predicted"].map(index)
     except KeyError:
-        raise _missing(path, name, "evaluate", "expected columns actual,predicted") from None
+        raise _missing(path, name, "expected columns actual,predicted") from None
     if actual.isna().any() or predicted.isna().any():
-        raise _missing(path, name, "evaluate", "holds a class name that is not one of Fashion-MNIST's ten")
+        raise _missing(path, name, "holds a class name that is not one of Fashion-MNIST's ten")
     counts = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), dtype=np.int64)
     np.add.at(counts, (actual.to_numpy(int), predicted.to_numpy(int)), 1)
     return counts

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from typing import Callable, NoReturn
 
+from fmnist import quiet
+
 
 class StageError(Exception):
     """Bad input or a failed precondition, with a message that says what, where and what is allowed."""
@@ -14,15 +16,22 @@ class StageError(Exception):
 
 def run(main: Callable[[], None]) -> NoReturn:
     """Run a stage's main(); report a StageError as one clear line and exit 1."""
+    code = 0
     try:
         main()
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        code = 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(0)
+        print("interrupted: nothing replaced; the last complete outputs are still in place", file=sys.stderr)
+        code = 130
+    quiet.finish()
+    if code == 0 and "keras" in sys.modules:
+        # Done: every output is written, closed and renamed into place, and the stage's own child process has
+        # ended. Skip the interpreter's teardown, which with TensorFlow loaded takes about a second.
+        sys.stdout.flush()
+        os._exit(0)
+    sys.exit(code)  # others (the baseline's joblib workers) are shut down by their atexit handlers
 
 
 class Child:

@@ -12,13 +12,12 @@ def main() -> None:
     images, labels = dataset.load_raw("train")
     splits = {name: dataset.load_prepared(name) for name in dataset.SPLITS}
     metrics, details, timing, notes = baseline.run(p, dataset.scale(images, np.float64), labels, **splits)
-    for note in notes:
-        print(f"note: {note}")
     atomic.write_json(paths.details_file(paths.BASELINE), details)
     atomic.write_json(paths.metrics_file(paths.BASELINE), metrics)
     atomic.write_json(paths.timing_file(paths.BASELINE), timing)
-    print(f"{paths.metrics_file(paths.BASELINE)}: CV accuracy {metrics['cv_accuracy']:.4f}, "
-          f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}")
+    print(f"{paths.metrics_file(paths.BASELINE)}: CV accuracy {metrics['cv_accuracy']:.4f} "
+          f"± {metrics['cv_accuracy_std']:.4f} ({metrics['cv_folds']} folds), validation {metrics['val_accuracy']:.4f}, "
+          f"test {metrics['test_accuracy']:.4f}" + "".join(f"; {note}" for note in notes))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,15 @@ from fmnist.download import Fetcher, default_sources
 def main() -> None:
     p = params.load("download")
     fetcher = Fetcher(default_sources(), p.retries, p.backoff_seconds, p.timeout_seconds)
-    for file_name, origin in fetcher.fetch_all(p.sha256.by_file_name(), RAW_DIR).items():
-        print(f"{RAW_DIR / file_name}: verified, from {origin}")
+    origins = fetcher.fetch_all(p.sha256.by_file_name(), RAW_DIR)
+    by_origin: dict[str, list[str]] = {}
+    for file_name, origin in origins.items():
+        by_origin.setdefault(origin, []).append(file_name)
+    if len(by_origin) == 1:
+        print(f"{RAW_DIR}: {len(origins)} files verified, from {next(iter(by_origin))}")
+    else:
+        print(f"{RAW_DIR}: {len(origins)} files verified: " + "; ".join(
+            f"{', '.join(names)} from {origin}" for origin, names in by_origin.items()))
 
 
 if __name__ == "__main__":

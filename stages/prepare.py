@@ -12,8 +12,7 @@ def main() -> None:
     train, val = dataset.split_train_val(dataset.scale(train_images), train_labels, p.test_size, p.random_state)
     test = dataset.Split(dataset.scale(test_images), test_labels)
     dataset.save_prepared({"train": train, "val": val, "test": test})
-    for name, split in (("train", train), ("val", val), ("test", test)):
-        print(f"{paths.PREPARED_DIR / name}.npz: {len(split.y)} images")
+    print(f"{paths.PREPARED_DIR}: {len(train.y)} train, {len(val.y)} validation, {len(test.y)} test images")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""Stage train@<variant>: train one variant of params.yaml `variants` and save it to models/<variant>/.
+"""Stage train@<variant>: train one variant of params.yaml `variants`, save it to models/<variant>/, then
+reload it from disk (both of the chapter's ways) and score it on validation and test.
 
+Writes models/<variant>/ (the model files), reports/train/<variant>/ (per-epoch history),
+reports/metrics/<variant>.json (headline results), reports/evaluation/<variant>.json (per-class accuracy,
+restore checks, every seed's results), reports/timing/<variant>.json (wall-clock times) and
+reports/confusion/<variant>.csv (DVC confusion plot data). Training and evaluating share one process:
+TensorFlow's start-up is paid once per variant, not twice.
 Usage: python -m stages.train <variant>
 """
 import sys
+import time
 
-from fmnist import backend, dataset, params, paths, stage
+from fmnist import atomic, backend, dataset, params, paths, quiet, stage
 
 
 def variant_spec(argv: list[str]):
@@ -20,23 +27,26 @@ def variant_spec(argv: list[str]):
 
 
 def main() -> None:
+    started = time.perf_counter()
+    quiet.filter_stderr()  # TensorFlow's start-up notices and other chatter that reports no problem
     name, spec, shared = variant_spec(["stages.train", *sys.argv[1:]])
     train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
     backend.use(shared.backend)
     # The other seeds train in a child process meanwhile (on a second core), the chapter's seed here.
     job = stage.Child(f"training the other seeds of {name}", "fmnist.replicates", name) if shared.replicates > 1 else None
     try:
-        from fmnist import training  # imports keras: only after the backend is chosen
+        from fmnist import evaluation, training  # import keras: only after the backend is chosen
 
         summary, replicated = training.run(name, spec, shared, train, val, test, job)
     finally:
         if job:
             job.stop()  # on any failure the child must not outlive the stage
-    line = f"{paths.MODELS_DIR / name}: seed {shared.seed}, {summary['epochs_run']} epochs in {summary['train_seconds']:.1f}s"
-    if replicated:
-        seeds = [entry["seed"] for entry in replicated["per_seed"]]
-        line += f"; {len(seeds)} replicates (seeds {seeds[0]}-{seeds[-1]}) in {replicated['train_seconds']:.1f}s"
-    print(f"{line} on {shared.backend}")
+    metrics, details, timing, predictions = evaluation.evaluate(name, spec, paths.MODELS_DIR / name, val, test)
+    atomic.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
+    atomic.write_json(paths.timing_file(name), timing)
+    atomic.write_json(paths.details_file(name), details)
+    atomic.write_json(paths.metrics_file(name), metrics)
+    print(evaluation.summary_line(name, metrics, details, summary, replicated, time.perf_counter() - started))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""Shared test fixtures: tiny generated Fashion-MNIST-shaped IDX files and a loopback HTTP server."""
+"""Shared test fixtures: tiny generated Fashion-MNIST-shaped IDX files, a loopback HTTP server, and one tiny
+real pipeline per backend."""
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -106,3 +110,64 @@ def real_mirror() -> Path:
     if folder is None or not all((folder / name).is_file() for pair in FILES.values() for name in pair):
         pytest.skip("set FASHION_MNIST_MIRROR to a folder with the real Fashion-MNIST files (e.g. ../shared/fashion-mnist)")
     return folder.resolve()
+
+
+# --- one tiny real pipeline per backend, per test run ---------------------------------------------------
+# Every end-to-end assertion reads the same `dvc repro` (download -> report) of tiny variants on generated
+# data; a test that changes the repo works on a copy (`copy_pipeline`), so the order of tests never matters.
+
+TINY_VARIANTS = {
+    "tiny_softmax": {"hidden": [], "optimizer": {"name": "rmsprop"}, "epochs": 1},
+    "tiny_relu": {"hidden": [{"units": 16, "activation": "relu"}], "optimizer": {"name": "sgd", "momentum": 0.9},
+                  "epochs": 1},
+    "tiny_stopping": {
+        "hidden": [{"units": 16, "activation": "relu", "dropout": 0.3}], "optimizer": {"name": "adam"},
+        "epochs": 2, "validation": True,
+        "callbacks": {"checkpoint": {"monitor": "val_loss"}, "early_stopping": {"patience": 1}},
+    },
+}
+
+
+class TinyPipeline(NamedTuple):
+    backend: str
+    repo: Path  # a git repo on main: the project with the tiny variants, its results committed
+    env: dict  # the stages' environment, with FASHION_MNIST_MIRROR at the generated files
+    first: subprocess.CompletedProcess  # the first `dvc repro`, as a user saw it
+    mirror: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_pipelines(tmp_path_factory):
+    """tiny_pipelines(backend) -> TinyPipeline, built on first use and then shared by every test."""
+    from tests.helpers import commit_all, copy_project, edit_params, init_git_dvc_repo, run, stage_env
+
+    built: dict[str, TinyPipeline] = {}
+
+    def build(backend: str) -> TinyPipeline:
+        if backend not in built:
+            root = tmp_path_factory.mktemp(f"tiny-{backend}")
+            pins = write_fake_dataset(root / "mirror", n_train=500, n_test=100)
+            repo = copy_project(root / "repo")
+
+            def tiny(document):
+                document["download"]["sha256"] = pins
+                document["train"]["backend"] = backend
+                document["variants"] = TINY_VARIANTS
+                document["chapter"] = {"tiny_stopping": {"metric": "val_accuracy", "value": 0.5}}
+                document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
+
+            edit_params(repo, tiny)
+            init_git_dvc_repo(repo)
+            env = stage_env(FASHION_MNIST_MIRROR=str(root / "mirror"))
+            first = run(["dvc", "repro"], repo, env)
+            commit_all(repo, "results")
+            built[backend] = TinyPipeline(backend, repo, env, first, root / "mirror")
+        return built[backend]
+
+    return build
+
+
+def copy_pipeline(pipeline: TinyPipeline, dest: Path) -> TinyPipeline:
+    """A copy of the shared pipeline (git history, DVC cache and all) for a test that changes it."""
+    shutil.copytree(pipeline.repo, dest, symlinks=True)
+    return pipeline._replace(repo=dest)

@@ -1,6 +1,7 @@
 """The CI entry points: .ci/run and the GitHub workflow run the same make targets, and both parse."""
 import re
 import subprocess
+import sys
 
 import yaml
 
@@ -47,3 +48,12 @@ def test_ci_run_is_valid_bash_that_stops_on_errors():
     assert subprocess.run(["bash", "-n", str(CI_RUN)], capture_output=True).returncode == 0
     assert CI_RUN.stat().st_mode & 0o111  # executable
     assert '--reproduces HEAD' in text
+
+
+def test_make_repro_checks_all_of_params_yaml_before_dvc_starts():
+    """`make -n` prints the recipe without running it: the whole-file check comes first, and must pass."""
+    recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", "repro"], cwd=REPO_ROOT, capture_output=True,
+                            text=True).stdout.splitlines()
+    commands = [line for line in recipe if line.startswith(("python -m fmnist.params", "dvc repro"))]
+    assert commands == ["python -m fmnist.params", "dvc repro"], recipe
+    assert subprocess.run([sys.executable, "-m", "fmnist.params"], cwd=REPO_ROOT, capture_output=True).returncode == 0

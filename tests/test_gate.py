@@ -166,7 +166,7 @@ def test_missing_metrics_file_and_unknown_metric_fail_with_reasons(repo):
     edit_params(repo, lambda d: d["gates"]["minimum"].update({"checkpoint.val_acc": 0.5}))
     result = gate(repo)
     assert result.returncode == 1
-    assert ("softmax.val_accuracy_mean: reports/metrics/softmax.json not found (run `dvc repro evaluate@softmax`, "
+    assert ("softmax.val_accuracy_mean: reports/metrics/softmax.json not found (run `dvc repro train@softmax`, "
             "or fix the name in params.yaml gates)") in result.stderr
     assert "checkpoint.val_acc: unknown metric 'val_acc' in reports/metrics/checkpoint.json (it has: " in result.stderr
     # Nothing to compare with main either: that cell stays empty (and the split drops it).

@@ -1,32 +1,18 @@
-"""End to end: `dvc repro baseline` (download -> prepare -> baseline) in a fresh git repo holding a copy
-of the project, on generated data. test_train_pipeline.py covers the train and evaluate stages."""
+"""End to end: download -> prepare -> baseline of the shared tiny pipeline (conftest.py), on generated data.
+test_train_pipeline.py covers the train stages, plot and report."""
 import json
 
 import numpy as np
-import pytest
 
 from fmnist.dataset import FILE_NAMES
-from tests.conftest import write_fake_dataset
-from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, stage_env
+from tests.conftest import copy_pipeline
+from tests.helpers import copy_project, edit_params, run, stage_env
 
 STAGES = ("download", "prepare", "baseline")
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    mirror = root / "mirror"
-    pins = write_fake_dataset(mirror, n_train=500, n_test=100)
-    repo = copy_project(root / "repo")
-    edit_params(repo, lambda d: d["download"].update(sha256=pins))
-    init_git_dvc_repo(repo)
-    return repo, mirror
-
-
-def test_repro_builds_every_output_then_reruns_nothing(repo):
-    repo, mirror = repo
-    env = stage_env(FASHION_MNIST_MIRROR=str(mirror))
-    first = run(["dvc", "repro", "baseline"], repo, env)
+def test_repro_builds_every_output_then_reruns_nothing(tiny_pipelines):
+    _, repo, env, first, mirror = tiny_pipelines("tensorflow")
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     assert sorted(p.name for p in (repo / "data/raw").iterdir()) == sorted(p.name for p in mirror.iterdir())
@@ -39,7 +25,7 @@ def test_repro_builds_every_output_then_reruns_nothing(repo):
     # Nothing changed: a second repro runs no stage, and neither does switching the mirror
     # (the source is not a dependency; the pinned bytes are).
     for mirror_value in (str(mirror), "http://127.0.0.1:9/elsewhere/"):
-        again = run(["dvc", "repro", "baseline"], repo, stage_env(FASHION_MNIST_MIRROR=mirror_value))
+        again = run(["dvc", "repro", "baseline"], repo, {**env, "FASHION_MNIST_MIRROR": mirror_value})
         assert "Running stage" not in again.stdout, again.stdout
     status = run(["dvc", "status", "baseline"], repo, env)
     assert "up to date" in status.stdout
@@ -50,9 +36,8 @@ def test_repro_builds_every_output_then_reruns_nothing(repo):
     assert str(metrics["cv_accuracy"]) in flat
 
 
-def test_changing_a_stage_param_reruns_only_that_stage_and_below(repo):
-    repo, mirror = repo
-    env = stage_env(FASHION_MNIST_MIRROR=str(mirror))
+def test_changing_a_stage_param_reruns_only_that_stage_and_below(tiny_pipelines, tmp_path):
+    _, repo, env, _, _ = copy_pipeline(tiny_pipelines("tensorflow"), tmp_path / "repo")
     edit_params(repo, lambda d: d["baseline"].update(max_iter=6))
     result = run(["dvc", "repro", "baseline"], repo, env)
     assert "Running stage 'baseline'" in result.stdout

@@ -232,7 +232,7 @@ def test_a_variant_without_metrics_names_the_stage_to_run(results_repo, tmp_path
     result = run_stage(stage, repo)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert ("error: reports/metrics/fast.json: not found; variant 'fast' (declared in params.yaml) has no "
-            "results yet: run `dvc repro evaluate@fast`") in result.stderr
+            "results yet: run `dvc repro train@fast`") in result.stderr
     # Nothing half-written: every existing output is as it was.
     assert {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()} == before
 
@@ -286,7 +286,7 @@ def test_damaged_results_are_named_with_the_stage_to_rerun(results_repo, tmp_pat
     result = run_stage("report", repo)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error: reports/metrics/plain.json: not valid JSON" in result.stderr
-    assert "variant 'plain' (declared in params.yaml) has damaged results: run `dvc repro evaluate@plain`" in result.stderr
+    assert "variant 'plain' (declared in params.yaml) has damaged results: run `dvc repro train@plain`" in result.stderr
 
 
 def test_accuracy_figure_draws_means_with_their_spread_and_seed_42(results_repo, monkeypatch):

@@ -1,25 +1,18 @@
-"""End to end on both backends: `dvc repro` of download -> evaluate with tiny variants on generated data."""
+"""End to end on both backends: `dvc repro` of download -> train (and evaluate) -> plot/report with tiny variants on generated data."""
 import json
-import shutil
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.conftest import write_fake_dataset
-from tests.helpers import commit_all, copy_project, edit_params, init_git_dvc_repo, run, run_stage, stage_env
+from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
+from tests.helpers import edit_params, run, run_stage
 
-TINY_VARIANTS = {
-    "tiny_softmax": {"hidden": [], "optimizer": {"name": "rmsprop"}, "epochs": 1},
-    "tiny_relu": {"hidden": [{"units": 16, "activation": "relu"}], "optimizer": {"name": "sgd", "momentum": 0.9},
-                  "epochs": 1},
-    "tiny_stopping": {
-        "hidden": [{"units": 16, "activation": "relu", "dropout": 0.3}], "optimizer": {"name": "adam"},
-        "epochs": 2, "validation": True,
-        "callbacks": {"checkpoint": {"monitor": "val_loss"}, "early_stopping": {"patience": 1}},
-    },
-}
-
-
-# Checks that do not depend on the backend run once, on the TensorFlow repo the other tests share.
+# Checks that do not depend on the backend run once, on the TensorFlow pipeline.
 TENSORFLOW_ONLY = pytest.mark.parametrize("pipeline", ["tensorflow"], indirect=True)
 
 
@@ -28,29 +21,14 @@ def ran_stages(output: str) -> set[str]:
 
 
 @pytest.fixture(scope="module", params=["tensorflow", "jax"])
-def pipeline(request, tmp_path_factory):
-    """A fresh git+DVC repo with the tiny variants, after one full `dvc repro` on the given backend."""
-    root = tmp_path_factory.mktemp(request.param)
-    pins = write_fake_dataset(root / "mirror", n_train=500, n_test=100)
-    repo = copy_project(root / "repo")
-
-    def tiny(document):
-        document["download"]["sha256"] = pins
-        document["train"]["backend"] = request.param
-        document["variants"] = TINY_VARIANTS
-        document["chapter"] = {"tiny_stopping": {"metric": "val_accuracy", "value": 0.5}}
-        document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
-
-    edit_params(repo, tiny)
-    init_git_dvc_repo(repo)
-    env = stage_env(FASHION_MNIST_MIRROR=str(root / "mirror"))
-    first = run(["dvc", "repro"], repo, env)
-    return request.param, repo, env, first
+def pipeline(request, tiny_pipelines):
+    """The shared tiny pipeline of the given backend (conftest.py): read it, do not change it."""
+    return tiny_pipelines(request.param)
 
 
 def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
-    backend, repo, env, first = pipeline
-    assert {f"{stage}@{name}" for stage in ("train", "evaluate") for name in TINY_VARIANTS} <= ran_stages(first.stdout)
+    backend, repo, env, first, _ = pipeline
+    assert {f"train@{name}" for name in TINY_VARIANTS} <= ran_stages(first.stdout)
     for name in TINY_VARIANTS:
         summary = json.loads((repo / "models" / name / "training.json").read_text())
         assert summary["backend"] == backend
@@ -95,25 +73,22 @@ def result_files(repo, names=("tiny_relu", "tiny_stopping")) -> dict[str, bytes]
             for folder in ("metrics", "evaluation") for name in names}
 
 
-def test_training_twice_gives_identical_per_seed_results(pipeline):
+def test_training_twice_gives_identical_per_seed_results(pipeline, tmp_path):
     """Same params, same machine, same backend: every seed's result is identical, byte for byte."""
-    backend, repo, env, _ = pipeline
-    before = result_files(repo)
-    run(["dvc", "repro", "--force", "--single-item", "train@tiny_relu", "train@tiny_stopping",
-         "evaluate@tiny_relu", "evaluate@tiny_stopping"], repo, env)
-    assert result_files(repo) == before, f"results differ between two trainings on {backend}"
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    # tiny_stopping draws the most random numbers: initial weights, batch order, dropout masks, per seed.
+    before = result_files(repo, ("tiny_stopping",))
+    run(["dvc", "repro", "--force", "--single-item", "train@tiny_stopping"], repo, env)
+    assert result_files(repo, ("tiny_stopping",)) == before, f"results differ between two trainings on {backend}"
 
 
 @TENSORFLOW_ONLY
 def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeline, tmp_path):
     """What another CPU does, on one machine: TensorFlow without oneDNN rounds differently. Single seeds'
     results move; the gate's reproduction check, which compares means within the seed spread, passes."""
-    backend, source, env, _ = pipeline
-    repo = tmp_path / "repo"
-    shutil.copytree(source, repo, symlinks=True)
-    commit_all(repo, "results with oneDNN (the default)")
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")  # results with oneDNN (the default), committed
     before = result_files(repo, TINY_VARIANTS)
-    stages = [f"{stage}@{name}" for stage in ("train", "evaluate") for name in TINY_VARIANTS]
+    stages = [f"train@{name}" for name in TINY_VARIANTS]
     run(["dvc", "repro", "--force", "--single-item", *stages], repo, {**env, "TF_ENABLE_ONEDNN_OPTS": "0"})
     after = result_files(repo, TINY_VARIANTS)
     losses = {when: [seed["val_loss"] for name in TINY_VARIANTS
@@ -127,42 +102,151 @@ def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeli
 
 
 @TENSORFLOW_ONLY
-def test_changing_one_variant_retrains_only_that_variant(pipeline):
-    backend, repo, env, _ = pipeline
+def test_changing_one_variant_retrains_only_that_variant(pipeline, tmp_path):
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    unchanged = result_files(repo, ("tiny_softmax", "tiny_stopping"))
     edit_params(repo, lambda d: d["variants"]["tiny_relu"].update(epochs=2))
     # The other variants stay as they are; the figures and the report, which show every variant, follow.
-    assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == {"train@tiny_relu", "evaluate@tiny_relu", "plot", "report"}
+    assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == {"train@tiny_relu", "plot", "report"}
     assert json.loads((repo / "reports/metrics/tiny_relu.json").read_text())["epochs_run"] == 2
+    assert result_files(repo, ("tiny_softmax", "tiny_stopping")) == unchanged  # byte for byte
 
 
 @TENSORFLOW_ONLY
-def test_unknown_variant_and_bad_variant_params_stop_before_training(pipeline):
-    backend, repo, env, _ = pipeline
+def test_unknown_variant_and_bad_variant_params_stop_before_training(pipeline, tmp_path):
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
     result = run_stage("train", repo, FASHION_MNIST_MIRROR="")
     assert result.returncode == 1 and "usage: python -m stages.train <variant>" in result.stderr
     result = run(["python", "-m", "stages.train", "nosuch"], repo, env, check=False)
     assert result.returncode == 1
     assert "error: variant 'nosuch' is not declared in params.yaml (declared: tiny_softmax, tiny_relu, tiny_stopping)" in result.stderr
-    original = (repo / "params.yaml").read_text()
-    try:
-        edit_params(repo, lambda d: d["variants"]["tiny_stopping"]["callbacks"]["early_stopping"].update(patience=-1))
-        result = run(["python", "-m", "stages.train", "tiny_relu"], repo, env, check=False)
-        assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert "'variants.tiny_stopping.callbacks.early_stopping.patience' = -1 is not allowed" in result.stderr
-        assert "Epoch 1/" not in result.stdout  # no training started
-    finally:
-        (repo / "params.yaml").write_text(original)
+    edit_params(repo, lambda d: d["variants"]["tiny_stopping"]["callbacks"]["early_stopping"].update(patience=-1))
+    result = run(["python", "-m", "stages.train", "tiny_relu"], repo, env, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "'variants.tiny_stopping.callbacks.early_stopping.patience' = -1 is not allowed" in result.stderr
+    assert "Epoch 1/" not in result.stdout  # no training started
+
+
+# --- calm output: one line per stage, no library chatter ------------------------------------------------
+# absl's C++ log lines (I/W/E/F + date), its pre-initialisation notice, Python logging's default format and
+# Python warnings: what TensorFlow, JAX and Keras print when left alone.
+LIBRARY_CHATTER = re.compile(r"^([IWEF]\d{4} |(WARNING|ERROR|CRITICAL)\b|\w*Warning: )|\w+Warning: ")
+DVC_LINES = re.compile(r"^(> |Running stage |(Updating|Generating) lock file|Use `dvc push`|To track the changes|"
+                       r"\s+git add|To enable auto staging|\s+dvc config|$)")
+KERAS_EPOCH_LINES = re.compile(r"^(Epoch \d+/\d+|\d+/\d+ - )")
+
+
+def stage_lines(output: str) -> dict[str, list[str]]:
+    """Each stage's own lines in `dvc repro` output: without DVC's lines and Keras's per-epoch lines."""
+    lines: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("Running stage '"):
+            current = line.split("'")[1]
+            lines[current] = []
+        elif current and not DVC_LINES.match(line) and not KERAS_EPOCH_LINES.match(line):
+            lines[current].append(line)
+    return lines
+
+
+def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
+    backend, repo, env, first, _ = pipeline
+    chatter = [line for line in (first.stdout + first.stderr).splitlines() if LIBRARY_CHATTER.search(line)]
+    assert chatter == [], f"library lines in `dvc repro` output on {backend}"
+    said = stage_lines(first.stdout + first.stderr)
+    assert set(said) == {"download", "prepare", "baseline", "plot", "report"} | {f"train@{n}" for n in TINY_VARIANTS}
+    for stage, lines in said.items():
+        assert len(lines) == 1, f"{stage} printed {lines}"
+    for name in TINY_VARIANTS:
+        line = said[f"train@{name}"][0]
+        assert line.startswith(f"train@{name}: seed 42, ") and " validation 0." in line and " test 0." in line
+        assert f"5 seeds: validation 0." in line and f" on {backend}" in line
+    assert said["download"][0].startswith("data/raw: 4 files verified")
+    assert said["prepare"][0] == "data/prepared: 400 train, 100 validation, 100 test images"
 
 
 @TENSORFLOW_ONLY
-def test_evaluate_names_a_corrupt_model_file_and_the_stage_to_rerun(pipeline):
-    backend, repo, env, _ = pipeline
-    model_file = repo / "models/tiny_softmax/model.keras"
-    model_file.chmod(0o644)
-    model_file.write_bytes(b"truncated")
-    before = (repo / "reports/metrics/tiny_softmax.json").read_bytes()
-    result = run(["python", "-m", "stages.evaluate", "tiny_softmax"], repo, env, check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "error: models/tiny_softmax/model.keras: unreadable" in result.stderr
-    assert "run `dvc repro train@tiny_softmax`" in result.stderr
-    assert (repo / "reports/metrics/tiny_softmax.json").read_bytes() == before  # the old result stays whole
+def test_a_stage_run_alone_writes_nothing_to_stderr(pipeline, tmp_path):
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    result = run(["python", "-m", "stages.train", "tiny_softmax"], repo, env)
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[-1].startswith("train@tiny_softmax: seed 42, 1 epochs in ")
+
+
+NOTICES = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1795954118.708390   10335 port.cc:153] oneDNN custom operations are on. You may see slightly "
+    "different numerical results due to floating-point round-off errors from different computation orders.",
+    "I0000 00:00:1795954118.708902   10335 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will "
+    "not be used.",
+    "E0000 00:00:1795957655.056998    2118 node_def_util.cc:682] NodeDef mentions attribute use_unbounded_threadpool "
+    "which is not in the op definition: Op<name=MapDataset; ...>",
+]
+CU_INIT = ("E0000 00:00:1795954549.996073   11955 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+           "Failed call to cuInit: UNKNOWN ERROR (303)")
+REAL_PROBLEMS = ["E0000 00:00:1795954549.996073   11955 some_kernel.cc:7] a real problem",
+                 "F0000 00:00:1795954549.996073   11955 check.cc:1] Check failed: x", "python's own error line"]
+
+
+@pytest.mark.parametrize("ending", ["finish", "crash"])
+def test_the_stderr_filter_drops_only_known_notices_and_passes_the_rest_in_full(ending):
+    """Native writes to fd 2 and Python's own go through the filter; a crash loses nothing."""
+    lines = [*NOTICES, CU_INIT, *REAL_PROBLEMS[:2]]
+    script = (
+        "import os, sys\n"
+        "from fmnist import quiet\n"
+        "quiet.filter_stderr()\n"
+        f"os.write(2, {chr(10).join(lines)!r}.encode() + b'\\n')\n"
+        f"print({REAL_PROBLEMS[2]!r}, file=sys.stderr)\n"
+        + ("quiet.finish()\n" if ending == "finish" else "sys.stderr.flush(); os.abort()\n")
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(REPO_ROOT))
+    assert result.returncode == (0 if ending == "finish" else -signal.SIGABRT)
+    from fmnist import quiet
+
+    expected = REAL_PROBLEMS + ([] if quiet.has_nvidia_driver() is False else [CU_INIT])
+    assert sorted(result.stderr.splitlines()) == sorted(expected)
+    assert quiet.is_notice(CU_INIT, nvidia_driver=False)
+    assert not quiet.is_notice(CU_INIT, nvidia_driver=True)  # with a driver, cuInit failing is a real problem
+
+
+# --- a failed run keeps the last good results ------------------------------------------------------------
+
+def outputs_of(repo, name) -> dict[str, bytes]:
+    """Every file train@<name> wrote, by path, as bytes."""
+    files = [*(repo / "models" / name).rglob("*"), *(repo / "reports/train" / name).rglob("*"),
+             *(repo / "reports").glob(f"*/{name}.*")]
+    return {str(path.relative_to(repo)): path.read_bytes() for path in files if path.is_file()}
+
+
+@TENSORFLOW_ONLY
+def test_a_rejected_value_or_ctrl_c_leaves_the_previous_results_in_place(pipeline, tmp_path):
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    before = outputs_of(repo, "tiny_stopping")
+    assert len(before) > 10
+    # The README's pipeline command checks params.yaml whole before DVC starts anything.
+    edit_params(repo, lambda d: d["variants"]["tiny_stopping"]["hidden"][0].update(dropout=1.0))
+    checked = run(["python", "-m", "fmnist.params"], repo, env, check=False)
+    assert checked.returncode == 1 and len(checked.stderr.splitlines()) == 1
+    assert "'variants.tiny_stopping.hidden.0.dropout' = 1.0" in checked.stderr
+    # A direct `dvc repro` starts the stage, which rejects the value; DVC no longer deletes the outputs first.
+    failed = run(["dvc", "repro"], repo, env, check=False)
+    assert failed.returncode != 0 and "'variants.tiny_stopping.hidden.0.dropout' = 1.0" in failed.stderr
+    assert outputs_of(repo, "tiny_stopping") == before
+    # Ctrl-C while it trains (a valid change this time): the new results never replace the old ones.
+    edit_params(repo, lambda d: d["variants"]["tiny_stopping"]["hidden"][0].update(dropout=0.2))
+    process = subprocess.Popen(["dvc", "repro", "train@tiny_stopping"], cwd=repo, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((repo / "models").glob(".tiny_stopping.*.tmp")):  # training has begun
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends the whole foreground group
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0, output
+    assert "interrupted: nothing replaced" in output
+    assert outputs_of(repo, "tiny_stopping") == before
+    assert not list(repo.glob("**/.tiny_stopping.*.tmp")) and not list(repo.glob("reports/*/.tiny_stopping.*"))
+    # What is on disk still matches dvc.lock: only the params changed.
+    status = run(["dvc", "status", "train@tiny_stopping"], repo, env).stdout
+    assert "changed deps" in status and "changed outs" not in status, status

@@ -1,0 +1,111 @@
+"""Benchmark: how much of a whole-pipeline run is the stages' own work, and how much is overhead.
+
+Clones this repository at REV into a temporary folder (empty DVC cache, this checkout's .venv), runs
+`dvc repro -f` there on the real data ($FASHION_MNIST_MIRROR), then, optionally, one one-variant
+`dvc exp run -S`. Prints the wall time, the stages' own work and the overhead (the difference):
+
+    work = fitting + evaluating (reports/timing: train_seconds, evaluate_seconds)
+           + the baseline, plot and report stages whole (fitting and drawing; start-up counted as work)
+    overhead = wall - work: process start-up (Python, TensorFlow), data loading, DVC's hashing and caching
+
+Run it for two revisions in one sitting to compare them, e.g.
+
+    python benchmarks/pipeline_overhead.py --rev a1f3fed --replicates 1 --exp 'variants.softmax.epochs=6'
+    python benchmarks/pipeline_overhead.py --rev HEAD --replicates 1 --exp 'variants.softmax.epochs=6'
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+WHOLE_STAGES_ARE_WORK = ("baseline", "plot", "report")
+
+
+def timed_run(command: list[str], cwd: Path, env: dict, log: Path) -> tuple[float, list[tuple[float, str]]]:
+    """Run `command`, copy its output to `log` with a time stamp per line; (wall seconds, [(start, stage)])."""
+    started = time.perf_counter()
+    stage_starts: list[tuple[float, str]] = []
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        for line in process.stdout:
+            now = time.perf_counter() - started
+            out.write(f"{now:8.2f} {line}")
+            if match := STAGE_LINE.match(line):
+                stage_starts.append((now, match.group(1)))
+        if process.wait() != 0:
+            sys.exit(f"{' '.join(command)} failed in {cwd}; its output: {log}")
+    return time.perf_counter() - started, stage_starts
+
+
+def stage_durations(wall: float, stage_starts: list[tuple[float, str]]) -> dict[str, float]:
+    ends = [start for start, _ in stage_starts[1:]] + [wall]
+    return {name: end - start for (start, name), end in zip(stage_starts, ends)}
+
+
+def work_seconds(clone: Path, durations: dict[str, float]) -> dict[str, float]:
+    work = {"fitting": 0.0, "evaluating": 0.0}
+    for timing_file in sorted((clone / "reports/timing").glob("*.json")):
+        if timing_file.stem == "baseline":
+            continue
+        timing = json.loads(timing_file.read_text())
+        work["fitting"] += timing["train_seconds"]
+        work["evaluating"] += timing["evaluate_seconds"]
+    for name in WHOLE_STAGES_ARE_WORK:
+        work[name] = durations.get(name, 0.0)
+    return work
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rev", default="HEAD", help="git revision to measure (default HEAD)")
+    parser.add_argument("--replicates", type=int, help="set train.replicates in the clone's params.yaml first")
+    parser.add_argument("--exp", metavar="KEY=VALUE", help="then time one `dvc exp run -S KEY=VALUE`")
+    parser.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
+    args = parser.parse_args()
+    if not os.environ.get("FASHION_MNIST_MIRROR"):
+        sys.exit("set FASHION_MNIST_MIRROR to the folder of the four Fashion-MNIST files (e.g. ../shared/fashion-mnist)")
+
+    clone = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-overhead-")) / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", args.rev], check=True)
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    if args.replicates is not None:
+        params_file = clone / "params.yaml"
+        text, count = re.subn(r"(?m)^(  replicates:\s*)\d+", rf"\g<1>{args.replicates}", params_file.read_text())
+        if count != 1:
+            sys.exit(f"{args.rev}: params.yaml has no train.replicates to set")
+        params_file.write_text(text)
+    env = dict(os.environ, PATH=f"{ROOT / '.venv/bin'}:{os.environ['PATH']}")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    wall, starts = timed_run(["dvc", "repro", "-f"], clone, env, clone.parent / "repro.log")
+    durations = stage_durations(wall, starts)
+    work = work_seconds(clone, durations)
+    overhead = wall - sum(work.values())
+    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
+        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "?")
+    print(f"{args.rev} ({subprocess.run(['git', '-C', str(clone), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}), "
+          f"replicates {args.replicates or 'as committed'}, {os.cpu_count()} cores, {cpu}")
+    print(f"dvc repro -f: {wall:.0f} s wall, {len(durations)} stages")
+    print("work: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in work.items()) + f" = {sum(work.values()):.0f} s")
+    print(f"overhead: {overhead:.0f} s ({overhead / wall:.0%} of the wall time, {overhead / len(durations):.1f} s per stage)")
+    if args.exp:
+        exp_wall, exp_starts = timed_run(["dvc", "exp", "run", "-S", args.exp], clone, env, clone.parent / "exp.log")
+        print(f"dvc exp run -S {args.exp}: {exp_wall:.0f} s wall, stages run: {', '.join(name for _, name in exp_starts)}")
+    print(json.dumps({"rev": args.rev, "wall": round(wall, 1), "work": {k: round(v, 1) for k, v in work.items()},
+                      "overhead": round(overhead, 1), "stages": {k: round(v, 1) for k, v in durations.items()},
+                      "exp_wall": round(exp_wall, 1) if args.exp else None}))
+
+
+if __name__ == "__main__":
+    main()
