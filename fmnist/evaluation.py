@@ -75,6 +75,7 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
 
     metrics: the headline numbers `dvc metrics show` tabulates; details: per class, restore checks.
     """
+    models.end_op_determinism()
     started = time.perf_counter()
     summary = read_summary(model_dir / SUMMARY_FILE, name)
     replicated, replicates_seconds = read_replicates(model_dir, name)

@@ -74,3 +74,15 @@ def seed_everything(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+
+
+def end_op_determinism() -> None:
+    """Before scoring: evaluate the way a fresh process does. Op determinism (on for training) makes
+    TensorFlow pick other kernels for some reductions, which can move a loss by a float32 ulp; without it a
+    model scores the same whether or not it was trained in the same process. seed_everything turns it on
+    again for the next training."""
+    if keras.backend.backend() == "tensorflow":
+        # The public API (tf.config.experimental) only enables it; TensorFlow's own tests switch it off here.
+        from tensorflow.python.framework.config import disable_op_determinism
+
+        disable_op_determinism()
