@@ -102,17 +102,6 @@ def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeli
 
 
 @TENSORFLOW_ONLY
-def test_changing_one_variant_retrains_only_that_variant(pipeline, tmp_path):
-    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
-    unchanged = result_files(repo, ("tiny_softmax", "tiny_stopping"))
-    edit_params(repo, lambda d: d["variants"]["tiny_relu"].update(epochs=2))
-    # The other variants stay as they are; the figures and the report, which show every variant, follow.
-    assert ran_stages(run(["dvc", "repro"], repo, env).stdout) == {"train@tiny_relu", "plot", "report"}
-    assert json.loads((repo / "reports/metrics/tiny_relu.json").read_text())["epochs_run"] == 2
-    assert result_files(repo, ("tiny_softmax", "tiny_stopping")) == unchanged  # byte for byte
-
-
-@TENSORFLOW_ONLY
 def test_unknown_variant_and_bad_variant_params_stop_before_training(pipeline, tmp_path):
     backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
     result = run_stage("train", repo, FASHION_MNIST_MIRROR="")
