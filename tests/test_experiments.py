@@ -94,7 +94,7 @@ def test_a_two_job_queue_runs_both_experiments(repo):
         if "Queued" not in status and "Running" not in status:
             break
         assert time.monotonic() < deadline, status
-        time.sleep(2)
+        time.sleep(0.5)
     assert status.count("Success") >= 2 and "Failed" not in status, status
     rates = {}
     for experiment in experiments(repo, env):

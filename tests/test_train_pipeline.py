@@ -87,11 +87,12 @@ def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeli
     """What another CPU does, on one machine: TensorFlow without oneDNN rounds differently. Single seeds'
     results move; the gate's reproduction check, which compares means within the seed spread, passes."""
     backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")  # results with oneDNN (the default), committed
-    before = result_files(repo, TINY_VARIANTS)
-    stages = [f"train@{name}" for name in TINY_VARIANTS]
+    retrained = ("tiny_stopping",)  # the one that draws the most random numbers; the others stay as they were
+    before = result_files(repo, retrained)
+    stages = [f"train@{name}" for name in retrained]
     run(["dvc", "repro", "--force", "--single-item", *stages], repo, {**env, "TF_ENABLE_ONEDNN_OPTS": "0"})
-    after = result_files(repo, TINY_VARIANTS)
-    losses = {when: [seed["val_loss"] for name in TINY_VARIANTS
+    after = result_files(repo, retrained)
+    losses = {when: [seed["val_loss"] for name in retrained
                      for seed in json.loads(files[f"evaluation/{name}"])["spread"]["per_seed"]]
               for when, files in (("before", before), ("after", after))}
     assert losses["before"] != losses["after"]  # a different rounding path really was taken
@@ -157,6 +158,7 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
 @TENSORFLOW_ONLY
 def test_a_stage_run_alone_writes_nothing_to_stderr(pipeline, tmp_path):
     backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    edit_params(repo, lambda d: d["train"].update(replicates=1))  # the stage alone (its child's stderr is its own)
     result = run(["python", "-m", "stages.train", "tiny_softmax"], repo, env)
     assert result.stderr == ""
     assert result.stdout.splitlines()[-1].startswith("train@tiny_softmax: seed 42, 1 epochs in ")
