@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -21,6 +22,11 @@ def flatten(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1)
 
 
+def timed_fit(classifier: SGDClassifier, x: np.ndarray, y: np.ndarray) -> tuple[SGDClassifier, float]:
+    started = time.perf_counter()
+    return classifier.fit(x, y), time.perf_counter() - started
+
+
 def run(p: BaselineParams, cv_x, cv_y, train, val, test) -> tuple[dict, dict, dict, list[str]]:
     """Cross-validate on (cv_x, cv_y) as the chapter does, then fit on train and score val and test.
 
@@ -33,12 +39,14 @@ def run(p: BaselineParams, cv_x, cv_y, train, val, test) -> tuple[dict, dict, di
         # max_iter=5 stops SGD before it converges, on purpose (the chapter's setting): say so once
         # below instead of one ConvergenceWarning per fit. sklearn passes this filter to its workers.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = cross_validate(
-            make_classifier(p), flatten(cv_x), cv_y, cv=p.cv, n_jobs=p.n_jobs, return_estimator=True
-        )
-        started = time.perf_counter()
-        classifier = make_classifier(p).fit(flatten(train.x), train.y)
-        train_fit_seconds = time.perf_counter() - started
+        # The fit on the train split runs in a thread meanwhile (SGD releases the GIL): 5 folds on 2 workers
+        # leave one idle in their last round. Same fits, same results, in less wall time.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            train_fit = pool.submit(timed_fit, make_classifier(p), flatten(train.x), train.y)
+            scores = cross_validate(
+                make_classifier(p), flatten(cv_x), cv_y, cv=p.cv, n_jobs=p.n_jobs, return_estimator=True
+            )
+            classifier, train_fit_seconds = train_fit.result()
     stopped_early = sum(est.n_iter_ >= p.max_iter for est in scores["estimator"])
     if stopped_early:
         notes.append(
