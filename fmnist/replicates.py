@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from fmnist import backend
 
-backend.use(backend.requested())  # in the stage's child process: keras, imported quietly, with its backend
+backend.use(backend.requested())  # in the stage's child process: keras, imported lean, with its backend
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402

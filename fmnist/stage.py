@@ -23,7 +23,8 @@ def run(main: Callable[[], None]) -> NoReturn:
         print(f"error: {error}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        print("interrupted: nothing replaced; the last complete outputs are still in place", file=sys.stderr)
+        # Outputs are renamed into place only when complete: each is the previous one or the new one.
+        print("interrupted: outputs not completed yet are as they were; none is half-written", file=sys.stderr)
         code = 130
     quiet.finish()
     if code == 0 and "keras" in sys.modules:

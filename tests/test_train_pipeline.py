@@ -235,7 +235,7 @@ def test_a_rejected_value_or_ctrl_c_leaves_the_previous_results_in_place(pipelin
     os.killpg(process.pid, signal.SIGINT)  # what a terminal sends the whole foreground group
     output = process.communicate(timeout=120)[0]
     assert process.returncode != 0, output
-    assert "interrupted: nothing replaced" in output
+    assert "interrupted: outputs not completed yet are as they were" in output
     assert outputs_of(repo, "tiny_stopping") == before
     assert not list(repo.glob("**/.tiny_stopping.*.tmp")) and not list(repo.glob("reports/*/.tiny_stopping.*"))
     # What is on disk still matches dvc.lock: only the params changed.
