@@ -28,9 +28,10 @@ gate: $(STAMP)
 
 venv: $(STAMP)
 
+# -qq: pip's errors only (a machine's own pip configuration can add warnings about index locations).
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
 # Regenerate the full lock from the direct pins in requirements.in.
