@@ -81,7 +81,7 @@ def load_history(name: str, spec: Variant) -> pd.DataFrame:
 
 
 def confusion_counts(name: str) -> np.ndarray:
-    """10 x 10 counts (row: actual class, column: predicted) from the evaluate stage's CSV."""
+    """10 x 10 counts (row: actual class, column: predicted) from the CSV train@<variant> writes after evaluating."""
     path = paths.CONFUSION_DIR / f"{name}.csv"
     try:
         rows = pd.read_csv(path, dtype=str)
