@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 WHOLE_STAGES_ARE_WORK = ("baseline", "plot", "report")
@@ -92,8 +94,7 @@ def main() -> None:
     durations = stage_durations(wall, starts)
     work = work_seconds(clone, durations)
     overhead = wall - sum(work.values())
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "?")
+    cpu = machine.cpu_name()
     print(f"{args.rev} ({subprocess.run(['git', '-C', str(clone), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}), "
           f"replicates {args.replicates or 'as committed'}, {os.cpu_count()} cores, {cpu}")
     print(f"dvc repro -f: {wall:.0f} s wall, {len(durations)} stages")

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import machine  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -133,8 +135,7 @@ def main() -> None:
 
     reference = statistics.median(later(order[0]))
     floor_seconds = floor["epoch_gflop"] / floor["step_gflops"]
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "?")
+    cpu = machine.cpu_name()
     print(f"relu100, batch 32, {args.epochs} epochs of 48,000 images x {args.repeats} repeats; {cpu}, "
           f"{os.cpu_count()} cores")
     print(f"compute floor: {floor['epoch_gflop']:.1f} GFLOP per epoch at {floor['step_gflops']:.0f} GFLOP/s "
