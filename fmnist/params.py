@@ -179,6 +179,8 @@ class Variant(Section):
 
 
 VARIANT_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+# Names whose files would collide with a variant's: models/best, reports/metrics/baseline.json.
+RESERVED_NAMES = {"best": "models/best is the select stage's", "baseline": "the baseline's results go by it"}
 
 
 class VariantsParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)], Variant]]):
@@ -190,6 +192,9 @@ class VariantsParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)],
     def _not_empty(self) -> "VariantsParams":
         if not self.root:
             raise ValueError("declare at least one variant")
+        taken = [name for name in RESERVED_NAMES if name in self.root]
+        if taken:
+            raise ValueError(f"'{taken[0]}' is taken ({RESERVED_NAMES[taken[0]]}): choose another variant name")
         return self
 
 
@@ -211,6 +216,28 @@ class PlotParams(Section):
     # Variants drawn together in the optimizer comparison (training loss per epoch).
     optimizer_comparison: list[Annotated[str, Field(pattern=VARIANT_NAME)]] = Field(min_length=1)
     dpi: int = Field(100, ge=50, le=300)
+
+
+# Validation metrics only: the test set stays unseen until the chosen model is scored on it.
+SELECTION_METRICS = {  # metric -> (higher is better, in words)
+    "val_accuracy_mean": (True, "mean validation accuracy across seeds"),  # not one seed's luck
+    "val_accuracy": (True, "validation accuracy of seed 42"),  # the saved model's own
+    "val_loss": (False, "validation loss of seed 42"),
+}
+
+
+class SelectParams(Section):
+    """Which variant becomes models/best: the best by `metric` among `candidates` (all variants when empty)."""
+
+    metric: Literal["val_accuracy_mean", "val_accuracy", "val_loss"] = "val_accuracy_mean"
+    candidates: list[Annotated[str, Field(pattern=VARIANT_NAME)]] = []
+
+    def higher_is_better(self) -> bool:
+        return SELECTION_METRICS[self.metric][0]
+
+    def describe(self) -> str:
+        """'highest mean validation accuracy across seeds', 'lowest validation loss of seed 42'."""
+        return f"{'highest' if self.higher_is_better() else 'lowest'} {SELECTION_METRICS[self.metric][1]}"
 
 
 GATED_METRIC = r"^[a-z][a-z0-9_]{0,63}\.[a-z][a-z0-9_.]*$"  # <metrics file stem>.<key>
@@ -235,6 +262,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "variants": VariantsParams,
     "chapter": ChapterParams,
     "plot": PlotParams,
+    "select": SelectParams,
     "gates": GatesParams,
 }
 

@@ -12,6 +12,8 @@ CONFUSION_DIR = Path("reports/confusion")  # <variant>.csv: actual,predicted per
 FIGURES_DIR = Path("reports/figures")  # *.png from the plot stage
 CURVES_DIR = Path("reports/curves")  # train_val/<variant>.csv, train/<variant>.csv: per-epoch data for `dvc plots`
 SUMMARY_REPORT = Path("reports/summary.md")  # the report stage's one-page result
+BEST_DIR = MODELS_DIR / "best"  # the select stage's choice: BEST_MODEL_FILE + SELECTION_FILE
+MODEL_CARD = Path("reports/model_card.md")  # the select stage's description of models/best
 
 # Inside reports/figures/
 SAMPLES_FIGURE = "samples.png"  # the first training images with their class names
@@ -25,6 +27,10 @@ WEIGHTS_FILE = "model.weights.h5"  # the same model's weights only
 CHECKPOINT_FILE = "best.keras"  # ModelCheckpoint(save_best_only) output, for variants that keep one
 SUMMARY_FILE = "training.json"  # epochs run, stopped and best epoch, training seconds, backend
 REPLICATES_FILE = "replicates.json"  # the other seeds' scores and epochs (train.replicates > 1)
+
+# Inside models/best/
+BEST_MODEL_FILE = "model.keras"  # a byte-for-byte copy of the chosen variant's scored file
+SELECTION_FILE = "selection.json"  # which variant, why, its metrics, the data and library versions
 
 
 BASELINE = "baseline"  # the name the baseline's result files (and its stage) go by, beside the variants'

@@ -1,13 +1,14 @@
 """reports/summary.md: the whole result on one page, generated from the metrics files with pandas."""
 from __future__ import annotations
 
+import os
 from importlib import metadata
 
 import pandas as pd
 
 from fmnist import paths, spread
 from fmnist.dataset import CLASS_NAMES
-from fmnist.params import DownloadParams, PrepareParams, Variant
+from fmnist.params import DownloadParams, PrepareParams, SelectParams, Variant
 from fmnist.results import BASELINE, Result
 from fmnist.stage import StageError
 
@@ -34,14 +35,19 @@ CHAPTER_HEADERS = {
 }
 
 
-def library_versions() -> str:
-    installed = []
+def installed_versions() -> dict[str, str]:
+    """{library: version} of LIBRARIES that are installed."""
+    installed = {}
     for name in LIBRARIES:
         try:
-            installed.append(f"{name} {metadata.version(name)}")
+            installed[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return ", ".join(installed)
+    return installed
+
+
+def library_versions() -> str:
+    return ", ".join(f"{name} {version}" for name, version in installed_versions().items())
 
 
 def _epochs(row: pd.Series) -> str:
@@ -56,7 +62,7 @@ def _epochs(row: pd.Series) -> str:
     return f"{text} ({', '.join(notes)})" if notes else text
 
 
-def _mean_std(mean: float, std) -> str:
+def mean_std(mean: float, std) -> str:
     return f"{mean:.4f}" if std is None or pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
 
 
@@ -75,9 +81,9 @@ def results_markdown(table: pd.DataFrame) -> str:
         "variant": table["variant"].map(lambda name: f"**{name}**" if name == BASELINE else name),
         "what": table["what"],
         "epochs": table.apply(_epochs, axis=1),
-        "val_accuracy_mean": [_mean_std(m, s) for m, s in zip(table["val_accuracy_mean"], table["val_accuracy_std"])],
+        "val_accuracy_mean": [mean_std(m, s) for m, s in zip(table["val_accuracy_mean"], table["val_accuracy_std"])],
         "val_accuracy": table["val_accuracy"].map("{:.4f}".format),
-        "test_accuracy_mean": [_mean_std(m, s) for m, s in zip(table["test_accuracy_mean"], table["test_accuracy_std"])],
+        "test_accuracy_mean": [mean_std(m, s) for m, s in zip(table["test_accuracy_mean"], table["test_accuracy_std"])],
         "test_accuracy": table["test_accuracy"].map("{:.4f}".format),
         "train_seconds": table.apply(_seconds, axis=1),
     }).rename(columns=TABLE_HEADERS)
@@ -101,7 +107,7 @@ def chapter_markdown(table: pd.DataFrame) -> str:
         "chapter_metric": rows["chapter_metric"].map(labels),
         "chapter": rows["chapter"].map("{:.4f}".format),
         "ours": rows["ours"].map("{:.4f}".format),
-        "ours_mean": [f"{_mean_std(m, s)} ({int(n)})" for m, s, n in zip(rows["ours_mean"], rows["ours_std"], rows["ours_n"])],
+        "ours_mean": [f"{mean_std(m, s)} ({int(n)})" for m, s, n in zip(rows["ours_mean"], rows["ours_std"], rows["ours_n"])],
         "ours_range": [f"{lo:.4f}–{hi:.4f}" for lo, hi in zip(rows["ours_min"], rows["ours_max"])],
         "inside": [("yes" if lo <= c <= hi else "no") for c, lo, hi in zip(rows["chapter"], rows["ours_min"], rows["ours_max"])],
         "sigmas": rows.apply(sigmas, axis=1),
@@ -143,8 +149,11 @@ def _check_figures(names: list[str]) -> None:
 
 
 def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, Variant], best: str,
-           download: DownloadParams, prepare: PrepareParams) -> str:
-    """The markdown of reports/summary.md. Figure links are relative to reports/."""
+           rule: SelectParams, download: DownloadParams, prepare: PrepareParams) -> str:
+    """The markdown of reports/summary.md. Figure and card links are relative to reports/."""
+    if not paths.MODEL_CARD.is_file():
+        raise StageError(f"{paths.MODEL_CARD}: not found; run `dvc repro select`")
+    card_link = os.path.relpath(paths.MODEL_CARD, paths.SUMMARY_REPORT.parent)
     curves = [name for name, spec in variants.items() if spec.validation]
     figures_dir = paths.FIGURES_DIR.relative_to(paths.SUMMARY_REPORT.parent)
     _check_figures([paths.SAMPLES_FIGURE, paths.ACCURACY_FIGURE, paths.OPTIMIZERS_FIGURE, paths.CONFUSION_FIGURE,
@@ -213,8 +222,11 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
     lines += [
         f"## The best variant: {best}",
         "",
-        f"Highest mean validation accuracy ({_mean_std(best_metrics['val_accuracy_mean'], best_metrics['val_accuracy_std'])}"
-        f" across {best_metrics['seeds']} seeds). {_within_noise(best, table)}",
+        f"Chosen by the `select` stage ({rule.describe()}, params.yaml `select`) and copied to `models/best`, the",
+        f"DVC artifact `fashion-classifier`: what it is for and where it fails are in its [model card]({card_link}).",
+        "",
+        f"Mean validation accuracy {mean_std(best_metrics['val_accuracy_mean'], best_metrics['val_accuracy_std'])}"
+        f" across {best_metrics['seeds']} seeds. {_within_noise(best, table)}",
         "",
         f"Its seed-42 model (the saved one): validation {best_metrics['val_accuracy']:.4f}, test "
         f"{best_metrics['test_accuracy']:.4f}. Test accuracy per class, hardest first:",

@@ -14,7 +14,7 @@ import pandas as pd
 from fmnist import paths
 from fmnist.paths import BASELINE
 from fmnist.dataset import CLASS_NAMES
-from fmnist.params import BaselineParams, ChapterParams, Variant
+from fmnist.params import BaselineParams, ChapterParams, SelectParams, Variant
 from fmnist.stage import StageError
 
 # dvclive's folders for Keras's `loss`/`accuracy` (train) and `val_loss`/`val_accuracy` (eval).
@@ -101,7 +101,7 @@ def confusion_counts(name: str) -> np.ndarray:
     return counts
 
 
-def check_declared(names: list[str], variants: dict[str, Variant], key: str, allow_baseline: bool = False) -> None:
+def check_declared(names: list[str], variants: dict, key: str, allow_baseline: bool = False) -> None:
     """Every name a params section refers to must be a declared variant (or the baseline where allowed)."""
     known = [*variants, *([BASELINE] if allow_baseline else [])]
     unknown = [name for name in names if name not in known]
@@ -119,11 +119,18 @@ def check_chapter(chapter: ChapterParams, variants: dict[str, Variant]) -> None:
                              f"{'the baseline' if name == BASELINE else 'a Keras variant'} reports {allowed}")
 
 
-def best_variant(results: dict[str, Result]) -> str:
-    """The variant with the highest mean validation accuracy across seeds (chosen on validation, never on
-    test; on the mean, not on one seed's luck)."""
-    return max((name for name in results if name != BASELINE),
-               key=lambda name: results[name].metrics["val_accuracy_mean"])
+def candidates(results: dict[str, Result], rule: SelectParams) -> list[str]:
+    """The variants params.yaml `select` may choose from: `select.candidates`, or every variant when empty."""
+    variants = [name for name in results if name != BASELINE]
+    check_declared(rule.candidates, dict.fromkeys(variants), "select.candidates")
+    return [name for name in variants if not rule.candidates or name in rule.candidates]
+
+
+def best_variant(results: dict[str, Result], rule: SelectParams) -> str:
+    """The variant params.yaml `select` picks: the best by a validation metric (never test), by default the
+    mean validation accuracy across seeds (not one seed's luck). Ties go to the first declared."""
+    sign = 1 if rule.higher_is_better() else -1
+    return max(candidates(results, rule), key=lambda name: sign * results[name].metrics[rule.metric])
 
 
 def seed_statistics(result: Result, metric: str) -> dict:

@@ -17,7 +17,8 @@ def main() -> None:
 
     loaded = {name: results.load_result(name) for name in [results.BASELINE, *variants]}
     histories = {name: results.load_history(name, spec) for name, spec in variants.items()}
-    best = results.best_variant(loaded)
+    rule = params.load("select")
+    best = results.best_variant(loaded, rule)
     confusion = results.confusion_counts(best)
     images, labels = dataset.load_raw("train")
 
@@ -41,11 +42,11 @@ def main() -> None:
              paths.OPTIMIZERS_FIGURE)
         table = results.comparison_table(loaded, variants, chapter, baseline)
         save(figures.accuracy_comparison(table), paths.ACCURACY_FIGURE)
-        title = (f"Test-set confusion matrix of {best}, seed 42\n(highest mean validation accuracy; this model: "
+        title = (f"Test-set confusion matrix of {best}, seed 42\n({rule.describe()}; this model: "
                  f"validation {loaded[best].metrics['val_accuracy']:.4f}, test {loaded[best].metrics['test_accuracy']:.4f})")
         save(figures.confusion_heatmap(confusion, title), paths.CONFUSION_FIGURE)
     print(f"{paths.FIGURES_DIR}: {len(list(paths.FIGURES_DIR.glob('*.png')))} figures; "
-          f"best variant by mean validation accuracy: {best}")
+          f"best variant ({rule.describe()}): {best}")
 
 
 if __name__ == "__main__":

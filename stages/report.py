@@ -11,10 +11,11 @@ def main() -> None:
     results.check_chapter(chapter, variants)
     loaded = {name: results.load_result(name) for name in [results.BASELINE, *variants]}
     table = results.comparison_table(loaded, variants, chapter, baseline)
-    best = results.best_variant(loaded)
-    markdown = report.render(table, loaded, variants, best, params.load("download"), params.load("prepare"))
+    rule = params.load("select")
+    best = results.best_variant(loaded, rule)
+    markdown = report.render(table, loaded, variants, best, rule, params.load("download"), params.load("prepare"))
     atomic.write_text(paths.SUMMARY_REPORT, markdown)
-    print(f"{paths.SUMMARY_REPORT}: {len(table)} rows; best variant by mean validation accuracy: {best}")
+    print(f"{paths.SUMMARY_REPORT}: {len(table)} rows; best variant ({rule.describe()}): {best}")
 
 
 if __name__ == "__main__":

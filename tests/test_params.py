@@ -46,6 +46,8 @@ def with_change(section, key_path, value):
         ("gates", "k", 0, "'gates.k' = 0 is not allowed: Input should be greater than 0"),
         ("gates", "fixed_tolerance", -0.1, "'gates.fixed_tolerance' = -0.1 is not allowed"),
         ("download", "retries", -1, "'download.retries' = -1 is not allowed"),
+        ("select", "metric", "test_accuracy", "'select.metric' = 'test_accuracy' is not allowed: Input should be 'val_accuracy_mean', 'val_accuracy' or 'val_loss'"),
+        ("select", "candidates", ["Relu"], "'select.candidates.0' = 'Relu' is not allowed: String should match pattern"),
         ("download", ("sha256", "t10k-images-idx3-ubyte.gz"), "abc", "'download.sha256.t10k-images-idx3-ubyte.gz' = 'abc' is not allowed: String should match pattern"),
         ("prepare", "tset_size", 0.2, "unknown key 'prepare.tset_size' (allowed keys: test_size, random_state)"),
         ("download", ("sha256", "extra.gz"), "0" * 64, "unknown key 'download.sha256.extra.gz' (allowed keys: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"),
@@ -134,6 +136,15 @@ def test_variant_names_unsafe_as_paths_are_rejected(name):
     document = committed_params()["variants"]
     document[name] = document["relu100"]
     with pytest.raises(ParamsError, match=f"name 'variants.{re.escape(name)}' is not allowed: use lowercase letters"):
+        params.parse("variants", document)
+
+
+@pytest.mark.parametrize("name, owner", [("best", "models/best is the select stage's"),
+                                         ("baseline", "the baseline's results go by it")])
+def test_variant_names_that_other_files_use_are_rejected(name, owner):
+    document = committed_params()["variants"]
+    document[name] = document["relu100"]
+    with pytest.raises(ParamsError, match=f"'{name}' is taken \\({owner}\\): choose another variant name"):
         params.parse("variants", document)
 
 

@@ -1,6 +1,8 @@
-"""Stages plot and report on generated results (no training): figures, report rows, DVC plots, bad input."""
+"""Stages select, plot and report on generated results (no training): the chosen model and its card, figures,
+report rows, DVC plots, bad input."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -60,11 +62,16 @@ def write_fake_results(repo, seed=0):
                    "test_accuracy": per_seed[0]["test_accuracy"], "test_loss": 0.45, "epochs_run": epochs_run,
                    "stopped_epoch": 5 if name == "watched" else None, "best_epoch": 3 if name == "watched" else None,
                    **headline}
+        scored = "best.keras" if spec.get("callbacks", {}).get("checkpoint") else "model.keras"
         details = {"test_accuracy_per_class": {c: round(float(rng.uniform(0.5, 1)), 3) for c in CLASS_NAMES},
-                   "evaluated_file": "model.keras", "backend": "tensorflow", "parameters": 100,
+                   "evaluated_file": scored, "backend": "tensorflow", "parameters": 100,
                    "restore": {"agree": True}, "spread": spread_details}
         write_json(repo / paths.metrics_file(name), metrics)
         write_json(repo / paths.details_file(name), details)
+        # Stand-ins for the model files (select copies bytes; it never loads a model).
+        for file_name in {"model.keras", scored}:
+            (repo / paths.MODELS_DIR / name).mkdir(parents=True, exist_ok=True)
+            (repo / paths.MODELS_DIR / name / file_name).write_bytes(f"{name}/{file_name}".encode() + rng.bytes(64))
         write_json(repo / paths.timing_file(name), {"train_seconds": round(float(rng.uniform(1, 9)), 3),
                                                     "replicates_train_seconds": round(float(rng.uniform(5, 20)), 3)})
         actual = np.arange(200) % 10
@@ -86,14 +93,14 @@ def write_fake_results(repo, seed=0):
 
 @pytest.fixture(scope="module")
 def results_repo(tmp_path_factory):
-    """A project copy with generated raw data and results, after the plot and report stages ran."""
+    """A project copy with generated raw data and results, after the select, plot and report stages ran."""
     repo = copy_project(tmp_path_factory.mktemp("plot") / "repo")
     write_fake_dataset(repo / paths.RAW_DIR, n_train=60, n_test=20)
     edit_params(repo, lambda d: d.update(
         variants=VARIANTS, chapter=CHAPTER,
         plot={"sample_images": 10, "optimizer_comparison": ["plain", "fast"], "dpi": DPI}))
     metrics = write_fake_results(repo)
-    for name in ("plot", "report"):
+    for name in ("select", "plot", "report"):
         result = run_stage(name, repo)
         assert result.returncode == 0, result.stderr
     return repo, metrics
@@ -101,7 +108,7 @@ def results_repo(tmp_path_factory):
 
 def copy_with_results(source, tmp_path):
     repo = copy_project(tmp_path / "repo")
-    for folder in ("data", "reports"):
+    for folder in ("data", "reports", "models"):
         shutil.copytree(source / folder, repo / folder)
     shutil.copy2(source / "params.yaml", repo / "params.yaml")
     return repo
@@ -310,3 +317,99 @@ def test_accuracy_figure_draws_means_with_their_spread_and_seed_42(results_repo,
     # Seed 42's own values are marked on the bars.
     marks = [c for c in ax.collections if c.get_label() == "seed 42 (the chapter's seed)"][0]
     assert sorted(marks.get_offsets()[:, 0]) == pytest.approx(sorted(rows["val_accuracy"]))
+
+
+# --- select: models/best and the model card -----------------------------------------------------------
+
+def selected(repo) -> dict:
+    return json.loads((repo / paths.BEST_DIR / paths.SELECTION_FILE).read_text())
+
+
+def test_select_copies_the_scored_file_of_the_best_mean_validation_accuracy(results_repo):
+    repo, metrics = results_repo
+    best = max(VARIANTS, key=lambda name: metrics[name]["val_accuracy_mean"])
+    record = selected(repo)
+    scored = json.loads((repo / paths.details_file(best)).read_text())["evaluated_file"]
+    copied = (repo / paths.BEST_DIR / paths.BEST_MODEL_FILE).read_bytes()
+    assert record["variant"] == best
+    assert copied == (repo / paths.MODELS_DIR / best / scored).read_bytes()
+    assert record["source"] == f"models/{best}/{scored}"
+    assert record["model_sha256"] == hashlib.sha256(copied).hexdigest()
+    assert record["rule"]["candidates"] == {name: metrics[name]["val_accuracy_mean"] for name in VARIANTS}
+    assert record["metrics"] == metrics[best]
+    assert record["data"]["sha256"] == yaml.safe_load((repo / "params.yaml").read_text())["download"]["sha256"]
+    assert record["libraries"]["keras"].startswith("3.")
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ({"metric": "val_accuracy", "candidates": []}, lambda m: max(VARIANTS, key=lambda n: m[n]["val_accuracy"])),
+    ({"metric": "val_accuracy_mean", "candidates": ["plain", "watched"]},
+     lambda m: max(["plain", "watched"], key=lambda n: m[n]["val_accuracy_mean"])),
+    ({"metric": "val_loss", "candidates": ["watched", "fast"]}, lambda m: "fast"),  # a tie: the first declared
+    ({"metric": "val_accuracy_mean", "candidates": ["watched"]}, lambda m: "watched"),  # scored on its checkpoint
+])
+def test_select_follows_the_rule_in_params(results_repo, tmp_path, rule, expected):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    edit_params(repo, lambda d: d.update(select=rule))
+    result = run_stage("select", repo)
+    assert result.returncode == 0, result.stderr
+    best = expected(results_repo[1])
+    assert selected(repo)["variant"] == best
+    assert f"select: {best} (" in result.stdout
+    assert set(selected(repo)["rule"]["candidates"]) == set(rule["candidates"] or VARIANTS)
+    scored = "best.keras" if best == "watched" else "model.keras"
+    assert (repo / paths.BEST_DIR / paths.BEST_MODEL_FILE).read_bytes() == (repo / "models" / best / scored).read_bytes()
+
+
+def test_model_card_gives_classes_hardest_first_and_the_commonest_mistakes(results_repo):
+    repo, _ = results_repo
+    best = selected(repo)["variant"]
+    card = (repo / paths.MODEL_CARD).read_text()
+    per_class = json.loads((repo / paths.details_file(best)).read_text())["test_accuracy_per_class"]
+    rows = re.findall(r"^\| ([A-Za-z/ -]+?) +\| +([0-9.]+) \|$", card, flags=re.M)
+    assert [name for name, _ in rows] == sorted(per_class, key=per_class.get)
+    assert [float(value) for _, value in rows] == sorted(per_class.values())
+    # The first mistake listed is the most frequent off-diagonal cell of the confusion data.
+    import pandas as pd
+    confusion = pd.read_csv(repo / paths.CONFUSION_DIR / f"{best}.csv")
+    wrong = confusion[confusion["actual"] != confusion["predicted"]].value_counts()
+    (actual, predicted), count = wrong.index[0], wrong.iloc[0]
+    assert f"- {actual} taken for {predicted}: " in card and f"({count})" in card
+    assert f"# Model card: fashion-classifier ({best})" in card
+    for section in ("Intended use", "Data", "Architecture and training", "How well it does",
+                    "Input it expects", "Known limits", "Reproduce it"):
+        assert f"\n## {section}\n" in card
+
+
+def test_report_links_the_model_card(results_repo):
+    repo, _ = results_repo
+    text = (repo / paths.SUMMARY_REPORT).read_text()
+    assert "[model card](model_card.md)" in text
+    assert f"## The best variant: {selected(repo)['variant']}" in text
+
+
+def test_select_without_the_model_file_names_the_commands_that_make_it(results_repo, tmp_path):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    best = selected(repo)["variant"]
+    scored = json.loads((repo / paths.details_file(best)).read_text())["evaluated_file"]
+    (repo / paths.MODELS_DIR / best / scored).unlink()
+    before = {p: p.read_bytes() for p in [*(repo / "models/best").iterdir(), repo / paths.MODEL_CARD]}
+    result = run_stage("select", repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (f"error: models/{best}/{scored}: not found; fetch it with `dvc pull models/{best}` or train it with "
+            f"`dvc repro train@{best}`") in result.stderr
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_select_refuses_undeclared_candidates_and_report_needs_the_card(results_repo, tmp_path):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    edit_params(repo, lambda d: d.update(select={"metric": "val_accuracy_mean", "candidates": ["plain", "nosuch"]}))
+    result = run_stage("select", repo)
+    assert result.returncode == 1
+    assert ("error: params.yaml: select.candidates names 'nosuch', which is not declared "
+            "(declared: plain, fast, watched)") in result.stderr
+    (repo / paths.MODEL_CARD).unlink()
+    edit_params(repo, lambda d: d.update(select={"metric": "val_accuracy_mean", "candidates": []}))
+    result = run_stage("report", repo)
+    assert result.returncode == 1
+    assert "error: reports/model_card.md: not found; run `dvc repro select`" in result.stderr

@@ -1,0 +1,121 @@
+"""fmnist.images: pictures made into Fashion-MNIST images with Pillow, and every kind of bad picture refused."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fmnist import images
+
+RNG = np.random.default_rng(7)
+
+
+def garment(height: int = 14, width: int = 7, value: int = 200) -> np.ndarray:
+    """Fashion-MNIST form: a light rectangle on black, its longest side 28 once trimmed and resized."""
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[3:3 + height, 5:5 + width] = value
+    return image
+
+
+def photo_of(image: np.ndarray, scale: int = 4, canvas=(200, 170), at=(31, 9)) -> Image.Image:
+    """As a product photo: scaled up, dark on white, RGB, not centred."""
+    pil = Image.fromarray(255 - image).resize((28 * scale, 28 * scale), Image.Resampling.NEAREST).convert("RGB")
+    photo = Image.new("RGB", canvas, "white")
+    photo.paste(pil, at)
+    return photo
+
+
+def test_a_28x28_grayscale_png_passes_through_unchanged(tmp_path):
+    image = RNG.integers(0, 256, size=(28, 28), dtype=np.uint8)  # corners and all: nothing is trimmed or moved
+    images.to_png(image, tmp_path / "form.png")
+    assert np.array_equal(images.read(tmp_path / "form.png"), image)
+
+
+def test_a_product_photo_is_trimmed_resized_centred_negated_and_grayscale(tmp_path):
+    photo_of(garment()).save(tmp_path / "photo.png")
+    made = images.read(tmp_path / "photo.png")
+    # The 7x14 rectangle, 4x as a photo (28x56), comes back 14x28: longest side 28, centred, light on black.
+    expected = np.zeros((28, 28), dtype=np.uint8)
+    expected[:, 7:21] = 200
+    assert made.dtype == np.uint8 and made.shape == (28, 28)
+    assert np.array_equal(made, expected)
+
+
+def test_a_wide_object_is_centred_vertically(tmp_path):
+    wide = np.zeros((28, 28), dtype=np.uint8)
+    wide[10:17, 0:14] = 150  # 14 wide, 7 high
+    photo_of(wide, scale=2, at=(0, 0)).save(tmp_path / "wide.jpg", quality=100)
+    made = images.read(tmp_path / "wide.jpg")
+    rows = np.flatnonzero(made.max(axis=1) > 100)
+    columns = np.flatnonzero(made.max(axis=0) > 100)
+    assert (columns[0], columns[-1]) == (0, 27)
+    assert (rows[0], rows[-1]) == (7, 20)  # 14 rows, 7 above and below
+
+
+def test_a_picture_on_a_dark_background_is_not_negated(tmp_path):
+    photo = Image.new("RGB", (90, 60), (20, 20, 20))
+    photo.paste((230, 230, 230), (30, 10, 60, 25))  # a light 30x15 bar
+    photo.save(tmp_path / "dark.png")
+    made = images.read(tmp_path / "dark.png")
+    assert made[14, 14] == 230 and made[0, 0] == 20  # the bar centred, the padding the background's grey
+
+
+def test_a_transparent_background_counts_as_white(tmp_path):
+    cutout = Image.new("RGBA", (40, 80), (0, 0, 0, 0))
+    cutout.paste((30, 30, 30, 255), (10, 0, 30, 80))  # a dark 20x80 bar on transparent
+    cutout.save(tmp_path / "cutout.png")
+    made = images.read(tmp_path / "cutout.png")
+    assert made[0, 0] == 0 and made[14, 14] == 255 - 30  # composited on white, then negated
+
+
+def test_the_exif_rotation_of_a_phone_photo_is_applied(tmp_path):
+    tall = np.zeros((28, 28), dtype=np.uint8)
+    tall[0:28, 10:17] = 220
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    photo_of(tall, at=(0, 0), canvas=(112, 112)).save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    made = images.read(tmp_path / "phone.jpg")
+    rows, columns = np.flatnonzero(made.max(axis=1) > 100), np.flatnonzero(made.max(axis=0) > 100)
+    assert len(columns) == 28 and len(rows) < 14  # shown lying down, as the phone meant
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
+    (lambda p: p.write_text("a shopping list, not a picture\n"), "not an image (PNG, JPEG expected)"),
+    (lambda p: Image.new("RGB", (4, 4)).save(p, format="GIF"), "a GIF image; PNG or JPEG expected"),
+    (lambda p: Image.new("RGB", (60, 40), "white").save(p, format="PNG"), "blank: every pixel has the colour"),
+])
+def test_bad_files_are_refused_with_what_is_wrong(tmp_path, make, problem):
+    path = tmp_path / "input.png"
+    make(path)
+    with pytest.raises(images.ImageError) as raised:
+        images.read(path)
+    assert str(raised.value).startswith(problem)
+
+
+def test_a_truncated_jpeg_is_refused(tmp_path):
+    photo_of(garment()).save(tmp_path / "whole.jpg", quality=90)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(images.ImageError, match=r"^damaged or truncated JPEG data \(image file is truncated"):
+        images.read(tmp_path / "cut.jpg")
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
+    Image.new("1", (10_000, 10_000)).save(tmp_path / "bomb.png")  # 100 million 1-bit pixels: a few kB on disk
+    assert (tmp_path / "bomb.png").stat().st_size < 100_000
+    with pytest.raises(images.ImageError, match=r"^too many pixels: more than the 89,478,485 Pillow allows"):
+        images.read(tmp_path / "bomb.png")
+
+
+def test_a_missing_file_is_refused(tmp_path):
+    with pytest.raises(images.ImageError, match="^not found$"):
+        images.read(tmp_path / "absent.png")
+
+
+def test_a_folder_yields_its_png_and_jpeg_files_sorted_hidden_ones_left_out(tmp_path):
+    for name in ("b.PNG", "a.jpg", "sub/c.jpeg", "notes.txt", ".hidden/d.png", ".e.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.relative_to(tmp_path).as_posix() for p in images.find(tmp_path)] == ["a.jpg", "b.PNG", "sub/c.jpeg"]
+    assert images.find(tmp_path / "notes.txt") == [tmp_path / "notes.txt"]  # a file is taken as given

@@ -1,0 +1,234 @@
+"""Using the trained model: `python -m fmnist.predict` on the tiny pipeline's models (and on the real data),
+and the registry round trip: GTO tags -> `dvc artifacts get`."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fmnist import dataset, images, paths
+from fmnist.dataset import CLASS_NAMES
+from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
+from tests.helpers import commit_all, edit_params, run, stage_env
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def predict(pipeline, *args, cwd: Path | None = None, check: bool = False):
+    """python -m fmnist.predict ARGS in the pipeline's repo, or in another folder with the project importable."""
+    env = {**pipeline.env, "PYTHONPATH": str(pipeline.repo)}
+    return run([sys.executable, "-m", "fmnist.predict", *map(str, args)], cwd or pipeline.repo, env, check=check)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_pipelines):
+    return tiny_pipelines("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def test_pngs(pipeline, tmp_path_factory) -> Path:
+    """Every test image of the tiny data as a 28x28 grayscale PNG, named by its index."""
+    folder = tmp_path_factory.mktemp("test-pngs")
+    test_images, _ = dataset.load_raw("test", pipeline.repo / paths.RAW_DIR)
+    for index, image in enumerate(test_images):
+        images.to_png(image, folder / f"{index:03d}.png")
+    return folder
+
+
+def evaluated_classes(pipeline, name: str) -> list[str]:
+    """What train@<name>'s evaluation predicted for each test image (its confusion data), in order."""
+    return list(pd.read_csv(pipeline.repo / paths.CONFUSION_DIR / f"{name}.csv")["predicted"])
+
+
+@pytest.mark.parametrize("choice", ["best", *TINY_VARIANTS])
+def test_png_files_are_classified_exactly_as_evaluate_classified_the_arrays(pipeline, test_pngs, choice):
+    selection = json.loads((pipeline.repo / paths.BEST_DIR / paths.SELECTION_FILE).read_text())
+    name = selection["variant"] if choice == "best" else choice
+    result = predict(pipeline, "--json", test_pngs, *([] if choice == "best" else ["--variant", choice]), check=True)
+    output = json.loads(result.stdout)
+    assert [Path(p["path"]).name for p in output["predictions"]] == sorted(p.name for p in test_pngs.iterdir())
+    assert [p["top"][0]["class"] for p in output["predictions"]] == evaluated_classes(pipeline, name)
+    for prediction in output["predictions"]:
+        probabilities = [entry["probability"] for entry in prediction["top"]]
+        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+    assert output["errors"] == [] and result.stderr == ""  # calm: no library notices
+
+
+def test_bad_inputs_get_one_line_each_and_the_rest_are_still_classified(pipeline, test_pngs, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for index in (0, 1):
+        (folder / f"good{index}.png").write_bytes((test_pngs / f"{index:03d}.png").read_bytes())
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not a picture\n")
+    photo = Image.new("RGB", (300, 200), "white")
+    photo.paste((40, 40, 40), (100, 20, 200, 180))
+    photo.save(tmp_path / "whole.jpg", quality=90)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    Image.new("1", (10_000, 10_000)).save(folder / "bomb.png")
+    (tmp_path / "nothing").mkdir()
+
+    result = predict(pipeline, folder, tmp_path / "absent.png", tmp_path / "nothing")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[1].startswith(f"error: {folder}/cut.jpg: damaged or truncated JPEG data (image file is truncated")
+    assert lines[:1] + lines[2:] == [
+        f"error: {folder}/bomb.png: too many pixels: more than the 89,478,485 Pillow allows (a decompression bomb?)",
+        f"error: {folder}/empty.png: empty file (0 bytes)",
+        f"error: {folder}/notes.jpg: not an image (PNG, JPEG expected)",
+        f"error: {tmp_path}/absent.png: not found",
+        f"error: {tmp_path}/nothing: a folder with no PNG or JPEG files in it",
+        "error: 6 of 8 inputs could not be classified (above)",
+    ]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model: models/best/model.keras (models/best: ")
+    assert lines[1].split() == ["image", "1st", "2nd", "3rd"]
+    expected = evaluated_classes(pipeline, json.loads((pipeline.repo / "models/best/selection.json").read_text())["variant"])
+    assert [line.split()[0] for line in lines[2:]] == [f"{folder}/good0.png", f"{folder}/good1.png"]
+    for line, index in zip(lines[2:], (0, 1)):
+        assert line.split()[1] == expected[index].split()[0]  # "T-shirt/top", "Ankle" (boot)
+
+
+def test_a_missing_model_names_the_command_that_makes_it(pipeline, test_pngs, tmp_path):
+    image = test_pngs / "000.png"
+    result = predict(pipeline, image, cwd=tmp_path)  # no models/best here
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("error: models/best/model.keras: not found; run `dvc repro select` to make it, or "
+                             "`dvc pull models/best` to fetch it from the remote\n")
+    # A variant: its evaluation says which file it scored; without that file, the stage that trains it.
+    for name in ("params.yaml", "reports/evaluation"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        source = pipeline.repo / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        else:
+            (tmp_path / name).write_bytes(source.read_bytes())
+    result = predict(pipeline, "--variant", "tiny_stopping", image, cwd=tmp_path)
+    assert result.stderr == ("error: models/tiny_stopping/best.keras: not found; run `dvc repro train@tiny_stopping`, "
+                             "or `dvc pull models/tiny_stopping` to fetch it from the remote\n")
+    result = predict(pipeline, "--variant", "nosuch", image, cwd=tmp_path)
+    assert result.stderr == ("error: --variant nosuch: not declared in params.yaml (declared: "
+                             f"{', '.join(TINY_VARIANTS)})\n")
+    result = predict(pipeline, "--model", tmp_path / "gone.keras", image, cwd=tmp_path)
+    assert result.stderr == f"error: {tmp_path}/gone.keras: model file not found\n"
+    (tmp_path / "fake.keras").write_text("not a model")
+    result = predict(pipeline, "--model", tmp_path / "fake.keras", image, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {tmp_path}/fake.keras: not a Keras model file (")
+
+
+def test_export_samples_writes_one_test_image_of_each_class(pipeline, tmp_path):
+    result = predict(pipeline, "--export-samples", tmp_path / "samples", check=True)
+    assert result.stdout.startswith(f"{tmp_path}/samples: wrote 10 test images as PNG, one of each class")
+    test_images, test_labels = dataset.load_raw("test", pipeline.repo / paths.RAW_DIR)
+    written = sorted((tmp_path / "samples").iterdir())
+    assert len(written) == 10
+    for label, path in enumerate(written):
+        index = int(path.stem.rsplit("-test", 1)[1])
+        assert test_labels[index] == label and index == np.flatnonzero(test_labels == label)[0]
+        assert path.name.startswith(f"{label}-")
+        assert np.array_equal(np.asarray(Image.open(path)), test_images[index])
+
+
+# --- the registry: GTO versions, `dvc artifacts get` ---------------------------------------------------
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_gto_version_fetches_exactly_its_model_with_dvc_artifacts_get(pipeline, tmp_path):
+    copy = copy_pipeline(pipeline, tmp_path / "repo")
+    repo, env = copy.repo, {**copy.env, **GIT_IDENTITY}
+    best = repo / paths.BEST_DIR / paths.BEST_MODEL_FILE
+    first_variant = json.loads((repo / paths.BEST_DIR / paths.SELECTION_FILE).read_text())["variant"]
+    first = sha256(best)
+    run(["gto", "register", "fashion-classifier", "--version", "v1.0.0"], repo, env)
+
+    # Another choice becomes the next version.
+    other = next(name for name in TINY_VARIANTS if name != first_variant)
+    edit_params(repo, lambda d: d.update(select={"metric": "val_accuracy_mean", "candidates": [other]}))
+    ran = run(["dvc", "repro"], repo, env).stdout
+    assert "Running stage 'select'" in ran and "Running stage 'train@" not in ran
+    commit_all(repo, f"select {other}")
+    second = sha256(best)
+    assert second != first
+    run(["gto", "register", "fashion-classifier", "--bump-minor"], repo, env)
+    run(["gto", "assign", "fashion-classifier", "--version", "v1.0.0", "--stage", "prod"], repo, env)
+    shown = json.loads(run(["gto", "show", "fashion-classifier", "--json"], repo, env).stdout)
+    assert {version["version"] for version in shown} == {"v1.0.0", "v1.1.0"}
+
+    for args, expected in ((["--rev", "v1.0.0"], first), (["--rev", "v1.1.0"], second), (["--stage", "prod"], first)):
+        out = tmp_path / f"fetched-{args[1]}.keras"
+        run(["dvc", "artifacts", "get", ".", "fashion-classifier", *args, "-o", str(out)], repo, env)
+        assert sha256(out) == expected, args
+
+    # Another machine has no cache: it fetches the version from the DVC remote.
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], repo, env)
+    run(["dvc", "push", "--all-tags"], repo, env)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    config = tmp_path / "remote.config"
+    config.write_text(f"[core]\n    remote = shared\n['remote \"shared\"']\n    url = {remote}\n")
+    out = tmp_path / "from-remote.keras"
+    run(["dvc", "artifacts", "get", str(repo), "fashion-classifier", "--rev", "v1.0.0", "-o", str(out),
+         "--config", str(config)], tmp_path, env)
+    assert sha256(out) == first
+
+
+# --- real data: photo-like pictures keep their class ---------------------------------------------------
+
+def photo_like(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A test image as a product photo would come: 4x larger, dark on white, RGB, somewhere off-centre."""
+    garment = Image.fromarray(255 - image).resize((112, 112), Image.Resampling.NEAREST).convert("RGB")
+    photo = Image.new("RGB", (240, 200), "white")
+    photo.paste(garment, (int(rng.integers(0, 240 - 112)), int(rng.integers(0, 200 - 112))))
+    return photo
+
+
+@pytest.mark.real_data
+def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real_mirror, tmp_path):
+    from fmnist import backend
+
+    backend.use("tensorflow")
+    from fmnist import models
+    from fmnist.params import TrainParams, Variant
+
+    # A chapter model (Flatten, Dense(100, relu), Adam) trained briefly on the real training images.
+    train_images, train_labels = dataset.load_raw("train", real_mirror)
+    spec = Variant(hidden=[{"units": 100, "activation": "relu"}], optimizer={"name": "adam"}, epochs=3)
+    models.seed_everything(42)
+    model = models.compile_model(models.build("relu100", spec), spec, TrainParams())
+    model.fit(dataset.scale(train_images), train_labels, epochs=spec.epochs, batch_size=32, verbose=0)
+    model.save(tmp_path / "model.keras")
+
+    test_images, _ = dataset.load_raw("test", real_mirror)
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(test_images), 500, replace=False)
+    for folder in ("form", "photos"):
+        (tmp_path / folder).mkdir()
+    for index in sample:
+        images.to_png(test_images[index], tmp_path / "form" / f"{index:05d}.png")
+        photo = photo_like(test_images[index], rng)
+        if index % 2:  # half of them as JPEG, the way cameras write them
+            photo.save(tmp_path / "photos" / f"{index:05d}.jpg", quality=95)
+        else:
+            photo.save(tmp_path / "photos" / f"{index:05d}.png")
+
+    env = stage_env(PYTHONPATH=str(REPO_ROOT))
+    classes = {}
+    for folder in ("form", "photos"):
+        result = run([sys.executable, "-m", "fmnist.predict", "--json", "--model", str(tmp_path / "model.keras"),
+                      str(tmp_path / folder)], tmp_path, env)
+        classes[folder] = {Path(p["path"]).stem: p["top"][0]["class"] for p in json.loads(result.stdout)["predictions"]}
+    assert len(classes["form"]) == len(classes["photos"]) == 500
+    agreement = np.mean([classes["photos"][stem] == classes["form"][stem] for stem in classes["form"]])
+    print(f"photo-like agreement: {agreement:.3f} of 500")
+    assert agreement >= 0.9
