@@ -53,7 +53,7 @@ def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
     assert json.loads((repo / "reports/evaluation/tiny_stopping.json").read_text())["evaluated_file"] == "best.keras"
     assert (repo / "reports/train/tiny_stopping/plots/metrics/eval/accuracy.tsv").is_file()
     # The last stages ran on the real outputs: a curve figure for the validated variant, a report row each.
-    assert {"plot", "report"} <= ran_stages(first.stdout)
+    assert {"select", "plot", "report"} <= ran_stages(first.stdout)
     assert (repo / "reports/figures/curves_tiny_stopping.png").is_file()
     summary = (repo / "reports/summary.md").read_text()
     for name in TINY_VARIANTS:
@@ -144,7 +144,8 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
     chatter = [line for line in (first.stdout + first.stderr).splitlines() if LIBRARY_CHATTER.search(line)]
     assert chatter == [], f"library lines in `dvc repro` output on {backend}"
     said = stage_lines(first.stdout + first.stderr)
-    assert set(said) == {"download", "prepare", "baseline", "plot", "report"} | {f"train@{n}" for n in TINY_VARIANTS}
+    assert set(said) == ({"download", "prepare", "baseline", "select", "plot", "report"}
+                         | {f"train@{n}" for n in TINY_VARIANTS})
     for stage, lines in said.items():
         assert len(lines) == 1, f"{stage} printed {lines}"
     for name in TINY_VARIANTS:
@@ -153,6 +154,7 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
         assert f"5 seeds: validation 0." in line and f" on {backend}" in line
     assert said["download"][0].startswith("data/raw: 4 files verified")
     assert said["prepare"][0] == "data/prepared: 400 train, 100 validation, 100 test images"
+    assert said["select"][0].startswith("select: tiny_") and "wrote models/best and reports/model_card.md" in said["select"][0]
 
 
 @TENSORFLOW_ONLY
