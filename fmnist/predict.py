@@ -105,6 +105,10 @@ def table(rows: list[tuple[str, list[dict]]]) -> str:
 
 def export_samples(folder: Path) -> list[Path]:
     """The first test image of each class as a 28x28 grayscale PNG, its class in the file name."""
+    missing = [paths.RAW_DIR / name for name in dataset.FILES["test"] if not (paths.RAW_DIR / name).is_file()]
+    if missing:
+        raise StageError(f"{missing[0]}: not found; run `dvc repro download`, or `dvc pull {paths.RAW_DIR}` to "
+                         "fetch it from the remote")
     test_images, test_labels = dataset.load_raw("test")
     written = []
     for label, class_name in enumerate(CLASS_NAMES):

@@ -104,6 +104,10 @@ def test_a_missing_model_names_the_command_that_makes_it(pipeline, test_pngs, tm
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == ("error: models/best/model.keras: not found; run `dvc repro select` to make it, or "
                              "`dvc pull models/best` to fetch it from the remote\n")
+    result = predict(pipeline, "--export-samples", "samples", cwd=tmp_path)  # nor data/raw
+    assert result.stderr == ("error: data/raw/t10k-images-idx3-ubyte.gz: not found; run `dvc repro download`, or "
+                             "`dvc pull data/raw` to fetch it from the remote\n")
+    assert not (tmp_path / "samples").exists()
     # A variant: its evaluation says which file it scored; without that file, the stage that trains it.
     for name in ("params.yaml", "reports/evaluation"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
