@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Quiet TensorFlow's C++ start-up banner; errors still print.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: repro test gate venv lock bench clean-venv
+.PHONY: repro test gate tune tune-promote venv lock bench clean-venv
 
 # params.yaml is checked whole first: DVC would start stages before the one with a bad value rejects it.
 repro: $(STAMP)
@@ -25,6 +25,15 @@ test: $(STAMP)
 # Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".
 gate: $(STAMP)
 	python -m stages.gate $(GATE_ARGS)
+
+# The Optuna study of params.yaml `tune` (each trial a DVC experiment); TUNE_ARGS e.g. "--storage URL --trials N".
+tune: $(STAMP)
+	python -m fmnist.params
+	python -m fmnist.tune $(TUNE_ARGS)
+
+# The study's best trial becomes the variant `tuned` in params.yaml; `make repro` then trains and reports it.
+tune-promote: $(STAMP)
+	python -m fmnist.tune promote
 
 venv: $(STAMP)
 

@@ -14,6 +14,13 @@ CURVES_DIR = Path("reports/curves")  # train_val/<variant>.csv, train/<variant>.
 SUMMARY_REPORT = Path("reports/summary.md")  # the report stage's one-page result
 BEST_DIR = MODELS_DIR / "best"  # the select stage's choice: BEST_MODEL_FILE + SELECTION_FILE
 MODEL_CARD = Path("reports/model_card.md")  # the select stage's description of models/best
+# Written by `make tune` (python -m fmnist.tune), outside the DAG; the report links them when present.
+TUNING_DIR = Path("reports/tuning")
+TUNING_BEST = TUNING_DIR / "best.json"  # the best trial: number, value, spread, params
+TUNING_TRIALS = TUNING_DIR / "trials.csv"  # every trial: state, value, params, worker, seconds
+TUNING_HISTORY = TUNING_DIR / "history.png"  # optuna.visualization.matplotlib.plot_optimization_history
+TUNING_IMPORTANCES = TUNING_DIR / "importances.png"  # plot_param_importances (fANOVA)
+TUNED = "tuned"  # the variant `make tune-promote` adds to params.yaml
 
 # Inside reports/figures/
 SAMPLES_FIGURE = "samples.png"  # the first training images with their class names

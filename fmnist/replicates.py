@@ -32,6 +32,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 from fmnist import backend
 
@@ -207,9 +208,12 @@ def seeds_of(shared: TrainParams) -> list[int]:
     return [shared.seed + i for i in range(shared.replicates)]
 
 
-def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val: Split, test: Split) -> dict:
+def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val: Split, test: Split | None,
+        on_epoch: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
     """Train one replicate per seed together; return each one's scores and epochs (see module docstring).
-    Deterministic: same seeds, data, machine and backend give the same results."""
+    Deterministic: same seeds, data, machine and backend give the same results. on_epoch(epoch, val_loss,
+    val_accuracy), one value per replicate, follows every validated epoch and may raise to stop training (a
+    pruned tuning trial). Without a test split (tuning: never test) the test scores are None."""
     models.set_seeds(seeds[0])  # every random stream below is seeded explicitly; this is for the rest
     training, scoring = build_stack(spec, seeds, train.x)
     # XLA: twice as fast here on TensorFlow (whose "auto" never picks it on a CPU), and deterministic on the
@@ -239,6 +243,8 @@ def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val:
         history["val_loss"].append(val_loss)
         history["val_accuracy"].append(val_accuracy)
         snapshots.append([np.array(w) for w in training.trainable_weights])
+        if on_epoch is not None:
+            on_epoch(len(history["val_loss"]), val_loss, val_accuracy)
         if all(replay.stopped_epoch is not None for replay in replay_each()):
             break  # every replicate's EarlyStopping has fired: later epochs could change nothing
     train_seconds = time.perf_counter() - started
@@ -253,13 +259,16 @@ def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val:
     else:
         replays = [Replay(spec.epochs, None, None, spec.epochs) for _ in seeds]
     val_loss, val_accuracy = scores(scoring.predict(val.x, batch_size=1000, verbose=0), val.y)
-    test_loss, test_accuracy = scores(scoring.predict(test.x, batch_size=1000, verbose=0), test.y)
+    if test is not None:
+        test_loss, test_accuracy = scores(scoring.predict(test.x, batch_size=1000, verbose=0), test.y)
+    else:
+        test_loss = test_accuracy = [None] * len(seeds)
     per_seed = [{
         "seed": seed,
         "val_accuracy": float(val_accuracy[i]),
         "val_loss": float(val_loss[i]),
-        "test_accuracy": float(test_accuracy[i]),
-        "test_loss": float(test_loss[i]),
+        "test_accuracy": None if test_accuracy[i] is None else float(test_accuracy[i]),
+        "test_loss": None if test_loss[i] is None else float(test_loss[i]),
         "epochs_run": replays[i].epochs_run,
         "stopped_epoch": replays[i].stopped_epoch,
         "best_epoch": replays[i].best_epoch,
