@@ -1,6 +1,7 @@
 """reports/summary.md: the whole result on one page, generated from the metrics files with pandas."""
 from __future__ import annotations
 
+import json
 import os
 from importlib import metadata
 
@@ -142,6 +143,60 @@ def per_class_markdown(result: Result) -> str:
         index=False, disable_numparse=True, colalign=("left", "right"))
 
 
+def tuned_verdict(table: pd.DataFrame) -> str:
+    """Whether the variant `tuned` beats the best other variant by more than the seed spread (the gate's rule,
+    k = 3 standard errors of the difference of the two means), or that it does not."""
+    rows = table.set_index("variant")
+    others = [name for name in rows.index if name not in (paths.TUNED, BASELINE)]
+    rival = max(others, key=lambda name: rows.loc[name, "val_accuracy_mean"])
+
+    def as_spread(name):
+        row = rows.loc[name]
+        return spread.Spread(row["val_accuracy_mean"], None if pd.isna(row["val_accuracy_std"]) else row["val_accuracy_std"],
+                             int(row["seeds"]))
+
+    tuned, best = as_spread(paths.TUNED), as_spread(rival)
+    difference = tuned.mean - best.mean
+    said = (f"`{paths.TUNED}`: mean validation accuracy {mean_std(tuned.mean, tuned.std)} ({tuned.n} seeds) against "
+            f"{rival}, the best of the others, {mean_std(best.mean, best.std)} ({best.n} seeds): "
+            f"{_minus(f'{difference:+.4f}')}")
+    allowed = spread.tolerance(tuned, best, 3, 0.0)
+    if allowed is None:
+        return said + ". With one seed each there is no spread to judge the difference by."
+    if difference > allowed:
+        return said + f", more than 3 standard errors ({allowed:.4f}): it beats {rival} beyond the seed spread."
+    if difference < -allowed:
+        return said + f", below {rival} by more than 3 standard errors ({allowed:.4f}): it is worse."
+    return (said + f", within 3 standard errors ({allowed:.4f}): it does not beat {rival} by more than the seed "
+            "spread; the search found nothing the seeds can tell apart from the chapter's best.")
+
+
+def tuning_markdown(table: pd.DataFrame, variants: dict[str, Variant]) -> list[str]:
+    """The tuning section: the study's outcome and Optuna's figures (when `make tune` has run), and how the
+    promoted variant `tuned` compares (when it is declared)."""
+    if not paths.TUNING_BEST.is_file() and paths.TUNED not in variants:
+        return []
+    lines = ["## Tuning (Optuna)", ""]
+    if paths.TUNING_BEST.is_file():
+        best = json.loads(paths.TUNING_BEST.read_text())
+        counts = ", ".join(f"{n} {state}" for state, n in best["trials"].items() if n)
+        base = paths.TUNING_DIR.relative_to(paths.SUMMARY_REPORT.parent)
+        params = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                           for key, value in best["params"].items())
+        lines += [
+            f"`make tune` searched around `{best['base']}` (study `{best['study']}`: {counts}; every trial in "
+            f"[trials.csv]({base / paths.TUNING_TRIALS.name}), each a DVC experiment). Best: trial {best['trial']}, "
+            f"mean validation accuracy {mean_std(best['value'], best['val_accuracy_std'])} over its seeds, with {params}.",
+            "",
+        ]
+        lines += [f"![{title}]({base / path.name})" for title, path in (
+            ("Optimization history", paths.TUNING_HISTORY), ("Hyper-parameter importances", paths.TUNING_IMPORTANCES))
+            if path.is_file()] + [""]
+    if paths.TUNED in variants:
+        lines += [tuned_verdict(table), ""]
+    return lines
+
+
 def _check_figures(names: list[str]) -> None:
     missing = [name for name in names if not (paths.FIGURES_DIR / name).is_file()]
     if missing:
@@ -235,5 +290,6 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
         "",
         figure(f"Test-set confusion matrix of {best}", paths.CONFUSION_FIGURE),
         "",
+        *tuning_markdown(table, variants),
     ]
     return "\n".join(lines)

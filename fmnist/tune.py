@@ -169,17 +169,17 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
     from fmnist import backend, dataset
 
     base = check(tune, variants)
-    train, val = dataset.load_prepared("train"), dataset.load_prepared("val")  # never test
-    backend.use(shared.backend)
     import numpy as np
     import optuna
-
-    from fmnist import replicates
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats are marked experimental; they are what lets a worker that died mid-trial be noticed.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = open_storage(url, heartbeat)
+    storage = open_storage(url, heartbeat)  # first: a wrong URL fails in a second, not after loading everything
+    train, val = dataset.load_prepared("train"), dataset.load_prepared("val")  # never test
+    backend.use(shared.backend)
+    from fmnist import replicates
+
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=tune.pruner.startup_trials,
                                           n_warmup_steps=tune.pruner.warmup_epochs)
               if tune.pruner.name == "median" else optuna.pruners.NopPruner())

@@ -1,0 +1,316 @@
+"""Tuning (python -m fmnist.tune): the `tune` section's checks, a SQLite study on the tiny pipeline whose
+trials are DVC experiments, resuming, promoting the winner, and two workers on a real PostgreSQL server."""
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fmnist import params, paths
+from fmnist.params import ParamsError
+from tests.conftest import REPO_ROOT, copy_pipeline
+from tests.helpers import commit_all, edit_params, run
+
+TINY_SPACE = {
+    "base": "tiny_relu", "trials": 3, "seeds": 2, "sampler_seed": 7, "patience": 1,
+    "pruner": {"name": "median", "startup_trials": 2, "warmup_epochs": 1},
+    "space": {"units": {"low": 4, "high": 32, "log": True}, "dropout": {"low": 0.0, "high": 0.5},
+              "optimizer": {"choices": ["sgd", "adam"]}, "learning_rate": {"low": 0.001, "high": 0.1, "log": True},
+              "batch_size": {"choices": [16, 32]}, "epochs": {"low": 2, "high": 4}},
+}
+
+
+def committed_tune() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["tune"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (("space", "units", {"low": 64, "high": 32}), "'tune.space.units' = {'low': 64, 'high': 32} is not allowed: "
+                                                   "inverted range: low 64 is above high 32"),
+    (("space", "epochs", {"low": 10, "high": 10}), "'tune.space.epochs' = {'low': 10, 'high': 10} is not allowed: "
+                                                    "empty range: low = high = 10"),
+    (("space", "learning_rate", {"low": 0.0, "high": 0.1, "log": True}), "is not allowed: a log scale needs low > 0"),
+    (("space", "dropout", {"low": 0.1, "high": 1.0}), "'tune.space.dropout.high' = 1.0 is not allowed: Input should be less than 1"),
+    (("space", "momentum", {"low": 0.1, "high": 0.9}), "unknown key 'tune.space.momentum' (allowed keys: units, dropout, "
+                                                       "optimizer, learning_rate, batch_size, epochs)"),
+    (("space", "optimizer", {"choices": ["adamw"]}), "'tune.space.optimizer.choices.0' = 'adamw' is not allowed"),
+    (("space", "batch_size", {"choices": []}), "'tune.space.batch_size.choices' = [] is not allowed"),
+    (("pruner", "name", "hyperband"), "'tune.pruner.name' = 'hyperband' is not allowed: Input should be 'median' or 'none'"),
+])
+def test_bad_tune_sections_name_the_key(change, message):
+    section = committed_tune()
+    *parents, key, value = change
+    node = section
+    for parent in parents:
+        node = node[parent]
+    node[key] = value
+    with pytest.raises(ParamsError) as raised:
+        params.parse("tune", section)
+    assert message in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_pipelines):
+    return tiny_pipelines("tensorflow")
+
+
+def tune(repo: Path, env: dict, *args, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "fmnist.tune", *map(str, args)], repo, env, check=check)
+
+
+def with_tiny_space(pipeline, dest: Path, **changes):
+    copy = copy_pipeline(pipeline, dest)
+    edit_params(copy.repo, lambda d: d.update(tune={**TINY_SPACE, **changes}))
+    commit_all(copy.repo, "tiny search space")
+    return copy
+
+
+def test_a_base_variant_that_does_not_exist_and_an_unreachable_database_get_one_line(pipeline, tmp_path):
+    copy = with_tiny_space(pipeline, tmp_path / "repo", base="nosuch")
+    result = tune(copy.repo, copy.env, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("error: params.yaml: tune.base names 'nosuch', which is not declared (declared: "
+                             "tiny_softmax, tiny_relu, tiny_stopping)\n")
+    edit_params(copy.repo, lambda d: d["tune"].update(base="tiny_relu"))
+    closed_port = free_port()
+    result = tune(copy.repo, copy.env, "--storage", f"postgresql+psycopg://tuner@127.0.0.1:{closed_port}/study",
+                  check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: tune storage: cannot reach the database at 127.0.0.1:{closed_port} (")
+    result = tune(copy.repo, {**copy.env, "FMNIST_TUNE_STORAGE": "postgresql+psycopg://tuner@no-such-host.invalid/study"},
+                  check=False)
+    assert result.stderr.startswith("error: tune storage: cannot reach the database at no-such-host.invalid:5432 (")
+
+
+def trials_table(repo: Path) -> list[dict]:
+    with open(repo / paths.TUNING_TRIALS, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def experiments(repo: Path, env: dict) -> dict[str, dict]:
+    """name -> {params of the trial, metrics} of every DVC experiment in the repo."""
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    found = {}
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            data = experiment["revs"][0]["data"]
+            found[experiment["name"]] = {
+                "params": data["params"].get("tuning/trial/params.yaml", {}).get("data", {}),
+                "metrics": data["metrics"].get("tuning/trial/metrics.json", {}).get("data", {}),
+            }
+    return found
+
+
+def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, tmp_path):
+    copy = with_tiny_space(pipeline, tmp_path / "repo")
+    repo, env = copy.repo, copy.env
+    first = tune(repo, env)
+    assert first.stdout.startswith("study 'fashion-mnist' in sqlite:///tuning/study.db: 0 of 3 trials finished")
+    assert (repo / "tuning/study.db").is_file()
+    table = trials_table(repo)
+    assert [row["number"] for row in table] == ["0", "1", "2"]
+    assert {row["state"] for row in table} <= {"COMPLETE", "PRUNED"}
+    # Each trial is one DVC experiment, with its drawn params and its metric.
+    found = experiments(repo, env)
+    assert set(found) == {f"fashion-mnist-trial-{n:03d}" for n in range(3)}
+    for row in table:
+        recorded = found[f"fashion-mnist-trial-{int(row['number']):03d}"]
+        assert recorded["params"]["units"] == int(row["units"])
+        assert recorded["params"]["state"] == row["state"].lower()
+        if row["state"] == "COMPLETE":
+            assert recorded["metrics"]["val_accuracy_mean"] == pytest.approx(float(row["value"]))
+    best = json.loads((repo / paths.TUNING_BEST).read_text())
+    complete = [row for row in table if row["state"] == "COMPLETE"]
+    assert best["value"] == pytest.approx(max(float(row["value"]) for row in complete))
+    assert (repo / paths.TUNING_HISTORY).is_file()
+    # The study file stays out of git, and the workspace is as it was but for the reports.
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], repo, env).stdout.split("\n")
+    assert sorted(line[3:] for line in status if line) == sorted(
+        str(p.relative_to(repo)) for p in (repo / paths.TUNING_DIR).iterdir())
+
+    # Interrupted mid-trial (Ctrl-C): that trial is marked failed; running again resumes.
+    worker = subprocess.Popen([sys.executable, "-m", "fmnist.tune", "--trials", "5"], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: running_trials(repo / "tuning/study.db"), timeout=120)
+    worker.send_signal(signal.SIGINT)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130 and "interrupted" in err
+    resumed = tune(repo, env, "--trials", "5")
+    assert "5 of 5" not in resumed.stdout.splitlines()[0] and " of 5 trials finished" in resumed.stdout
+    table = trials_table(repo)
+    assert [row["state"] for row in table].count("FAIL") == 1
+    finished = [row for row in table if row["state"] in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 5 and len({row["number"] for row in table}) == len(table)
+    assert set(experiments(repo, env)) == {f"fashion-mnist-trial-{int(row['number']):03d}" for row in finished}
+
+
+def running_trials(database: Path) -> list[int]:
+    import sqlite3
+
+    if not database.exists():
+        return []
+    with sqlite3.connect(database) as connection:
+        return [n for (n,) in connection.execute("SELECT number FROM trials WHERE state = 'RUNNING'")]
+
+
+def wait_for(condition, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(pipeline, tmp_path):
+    copy = with_tiny_space(pipeline, tmp_path / "repo", trials=2)
+    repo, env = copy.repo, copy.env
+    tune(repo, env, "--no-experiments")
+    # The layout `dvc exp run -S` gives params.yaml (the committed file has it; this copy was written by PyYAML).
+    from ruamel.yaml import YAML
+    layout = YAML()
+    layout.dump(layout.load((repo / "params.yaml").read_text()), repo / "params.yaml")
+    before = (repo / "params.yaml").read_text()
+    promoted = tune(repo, env, "promote")
+    assert promoted.stdout.startswith("params.yaml: variant 'tuned' = ")
+    after = (repo / "params.yaml").read_text()
+    changes = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-?"]
+    assert changes and all(line.startswith("+ ") for line in changes)  # lines added, none rewritten
+    best = json.loads((repo / paths.TUNING_BEST).read_text())
+    tuned = yaml.safe_load(after)["variants"]["tuned"]
+    assert tuned["hidden"] == [{"units": best["params"]["units"], "activation": "relu",
+                                "dropout": best["params"]["dropout"]}]
+    assert tuned["optimizer"] == {"name": best["params"]["optimizer"], "learning_rate": best["params"]["learning_rate"]}
+    assert tuned["epochs"] == best["params"]["epochs"] and tuned["batch_size"] == best["params"]["batch_size"]
+    assert tuned["callbacks"] == {"early_stopping": {"monitor": "val_loss", "patience": 1, "restore_best_weights": True}}
+    ran = run(["dvc", "repro"], repo, env).stdout
+    assert "Running stage 'train@tuned'" in ran and "Running stage 'train@tiny_relu'" not in ran
+    summary = (repo / paths.SUMMARY_REPORT).read_text()
+    assert "## Tuning (Optuna)" in summary and "(tuning/trials.csv)" in summary
+    assert "![Optimization history](tuning/history.png)" in summary
+    metrics = json.loads((repo / paths.metrics_file("tuned")).read_text())
+    verdict = next(line for line in summary.splitlines() if line.startswith("`tuned`: mean validation accuracy"))
+    assert f"{metrics['val_accuracy_mean']:.4f} ± {metrics['val_accuracy_std']:.4f} (5 seeds)" in verdict
+    assert ("it beats" in verdict) or ("it does not beat" in verdict) or ("it is worse" in verdict)
+
+
+# --- many workers: a real PostgreSQL server on 127.0.0.1 ------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def postgres_binaries() -> Path | None:
+    """The folder of PostgreSQL's server programs: on PATH, or where Debian's packages put them."""
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(os.path.realpath(on_path)).parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server: a temporary data folder, listening on 127.0.0.1 only, removed after."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server on this machine: pg_ctl is neither on PATH nor in /usr/lib/postgresql/*/bin "
+                    "(Debian: apt-get install postgresql; .ci/run installs it)")
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="fmnist-postgres-"))
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the packages' `postgres` user
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run the PostgreSQL server as")
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "tuner", "-A", "trust", "--no-sync"],
+                   check=True, capture_output=True)
+    server = subprocess.Popen([*as_user, str(binaries / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                               "-p", str(port), "-k", str(folder), "-F"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"postgresql+psycopg://tuner@127.0.0.1:{port}/postgres"
+    try:
+        import psycopg
+
+        def ready():
+            try:
+                psycopg.connect(f"host=127.0.0.1 port={port} user=tuner dbname=postgres", connect_timeout=1).close()
+                return True
+            except psycopg.OperationalError:
+                assert server.poll() is None, server.stderr.read().decode()
+                return False
+
+        wait_for(ready, timeout=30)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_on_postgresql_share_one_study_and_survive_a_killed_worker(pipeline, postgres_url, tmp_path):
+    import optuna
+
+    total = 10  # enough that the survivor starts trials after the killed one's heartbeat goes stale
+    clones = [with_tiny_space(pipeline, tmp_path / f"machine{i}", trials=total) for i in (0, 1)]
+    workers = [subprocess.Popen([sys.executable, "-m", "fmnist.tune", "--storage", postgres_url, "--heartbeat", "1",
+                                 "--worker", str(i)], cwd=clone.repo, env=clone.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i, clone in enumerate(clones)]
+    doomed, survivor = workers
+    study = wait_for(lambda: _study(optuna, postgres_url), timeout=120)
+
+    def doomed_mid_trial():
+        trials = study.get_trials(deepcopy=False)
+        mine = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{doomed.pid}")]
+        return any(t.state.is_finished() for t in mine) and any(t.state.name == "RUNNING" for t in mine)
+
+    wait_for(doomed_mid_trial, timeout=240)
+    doomed.kill()  # SIGKILL: no chance to say anything to the study
+    doomed.wait()
+    out, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, err
+
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # every trial recorded once
+    assert states.count("FAIL") == 1  # the killed worker's trial, marked failed by the survivor's heartbeat check
+    killed = next(t for t in trials if t.state.name == "FAIL")
+    assert killed.user_attrs["worker"].endswith(f":{doomed.pid}")
+    assert states.count("COMPLETE") + states.count("PRUNED") >= total  # the study went on to the end
+    table = trials_table(clones[1].repo)
+    assert [int(row["number"]) for row in table] == [t.number for t in trials]
+    pids = {row["worker"].rsplit(":", 1)[1] for row in table}
+    assert pids == {str(doomed.pid), str(survivor.pid)}  # both workers' trials in the results table
+    # Each finished trial is a DVC experiment on exactly one of the two machines.
+    saved = [set(experiments(clone.repo, clone.env)) for clone in clones]
+    assert not saved[0] & saved[1]
+    assert saved[0] | saved[1] == {f"fashion-mnist-trial-{t.number:03d}" for t in trials if t.state.is_finished()
+                                   and t.state.name != "FAIL"}
+
+
+def _study(optuna, url: str):
+    try:
+        return optuna.load_study(study_name="fashion-mnist", storage=url)
+    except KeyError:  # not created yet
+        return None
