@@ -168,7 +168,7 @@ def tuned_verdict(table: pd.DataFrame) -> str:
     if difference < -allowed:
         return said + f", below {rival} by more than 3 standard errors ({allowed:.4f}): it is worse."
     return (said + f", within 3 standard errors ({allowed:.4f}): it does not beat {rival} by more than the seed "
-            "spread; the search found nothing the seeds can tell apart from the chapter's best.")
+            "spread; the search found nothing the seeds can tell apart from the best hand-made variant.")
 
 
 def tuning_markdown(table: pd.DataFrame, variants: dict[str, Variant]) -> list[str]:

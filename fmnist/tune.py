@@ -21,21 +21,20 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import shutil
 import socket
-import sys
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fmnist import atomic, params, quiet
+from fmnist import atomic, backend, dataset, params, quiet
 from fmnist.params import TrainParams, TuneParams, Variant
-from fmnist.stage import StageError, run
-
 from fmnist.paths import TUNED, TUNING_BEST, TUNING_DIR, TUNING_HISTORY, TUNING_IMPORTANCES, TUNING_TRIALS
+from fmnist.stage import StageError, run
 
 LIVE_DIR = Path("tuning/trial")  # dvclive's files of the trial being saved as an experiment (then removed)
 STORAGE_ENV = "FMNIST_TUNE_STORAGE"
@@ -166,8 +165,6 @@ class SaveAsExperiment:
 def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant], url: str, trials: int,
              heartbeat: int, save_experiments: bool, worker_index: int = 0) -> object:
     """Run trials in this process until the study holds `trials` finished ones; returns the study."""
-    from fmnist import backend, dataset
-
     base = check(tune, variants)
     import numpy as np
     import optuna
@@ -296,14 +293,47 @@ def promote(variants: dict[str, Variant], tune: TuneParams) -> Variant:
 
     yaml = YAML()  # round trip, as `dvc exp run -S` writes the file: comments and layout stay
     document = yaml.load(params.PARAMS_FILE.read_text(encoding="utf-8"))
-    document["variants"][TUNED] = entry
-    import io
-
+    # ruamel keeps the comment above the next section on the last value of `variants`: move it to the new last.
+    following = _take_trailing_comment(document["variants"])
+    as_yaml = io.StringIO()
+    yaml.dump(entry, as_yaml)
+    document["variants"][TUNED] = yaml.load(as_yaml.getvalue())  # ruamel's own nodes, which can hold comments
+    _put_trailing_comment(document["variants"], following)
     text = io.StringIO()
     yaml.dump(document, text)
     params.parse("variants", {**document["variants"]})  # the new entry is valid before the file changes
     atomic.write_text(params.PARAMS_FILE, text.getvalue())
     return Variant.model_validate(entry)
+
+
+def _last_holder(node):
+    """(the collection holding the last scalar under node, its key or index): where ruamel keeps the comment
+    and blank lines that follow a block."""
+    while True:
+        key = list(node)[-1] if isinstance(node, dict) else len(node) - 1
+        if isinstance(node[key], (dict, list)) and len(node[key]):
+            node = node[key]
+            continue
+        return node, key
+
+
+def _take_trailing_comment(node):
+    holder, key = _last_holder(node)
+    slot = 2 if isinstance(holder, dict) else 0  # ruamel's place for it: mapping [.., .., after, ..], sequence [after, ..]
+    tokens = holder.ca.items.get(key)
+    if not tokens or tokens[slot] is None:
+        return None
+    token, tokens[slot] = tokens[slot], None
+    return token
+
+
+def _put_trailing_comment(node, token) -> None:
+    if token is None:
+        return
+    holder, key = _last_holder(node)
+    slot = 2 if isinstance(holder, dict) else 0
+    tokens = holder.ca.items.setdefault(key, [None, None, None, None] if slot == 2 else [None, None])
+    tokens[slot] = token
 
 
 def _short(value) -> str:

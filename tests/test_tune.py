@@ -146,7 +146,7 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
     # Interrupted mid-trial (Ctrl-C): that trial is marked failed; running again resumes.
     worker = subprocess.Popen([sys.executable, "-m", "fmnist.tune", "--trials", "5"], cwd=repo, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: running_trials(repo / "tuning/study.db"), timeout=120)
+    wait_for(lambda: training_trials(repo / "tuning/study.db"), timeout=120)
     worker.send_signal(signal.SIGINT)
     _, err = worker.communicate(timeout=60)
     assert worker.returncode == 130 and "interrupted" in err
@@ -159,13 +159,17 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
     assert set(experiments(repo, env)) == {f"fashion-mnist-trial-{int(row['number']):03d}" for row in finished}
 
 
-def running_trials(database: Path) -> list[int]:
+def training_trials(database: Path) -> list[int]:
+    """Trials running and past their first epoch (a Ctrl-C before a trial starts training leaves it to the
+    heartbeats: another run marks it failed once it has been silent for two beats)."""
     import sqlite3
 
     if not database.exists():
         return []
     with sqlite3.connect(database) as connection:
-        return [n for (n,) in connection.execute("SELECT number FROM trials WHERE state = 'RUNNING'")]
+        return [n for (n,) in connection.execute(
+            "SELECT DISTINCT t.number FROM trials t JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
+            "WHERE t.state = 'RUNNING'")]
 
 
 def wait_for(condition, timeout: float, interval: float = 0.2):
@@ -186,12 +190,15 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
     from ruamel.yaml import YAML
     layout = YAML()
     layout.dump(layout.load((repo / "params.yaml").read_text()), repo / "params.yaml")
+    commented = (repo / "params.yaml").read_text().replace("\nchapter:", "\n\n# The book's numbers.\nchapter:")
+    (repo / "params.yaml").write_text(commented)
     before = (repo / "params.yaml").read_text()
     promoted = tune(repo, env, "promote")
     assert promoted.stdout.startswith("params.yaml: variant 'tuned' = ")
     after = (repo / "params.yaml").read_text()
     changes = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-?"]
     assert changes and all(line.startswith("+ ") for line in changes)  # lines added, none rewritten
+    assert "        restore_best_weights: true\n\n# The book's numbers.\nchapter:" in after  # the comment stays put
     best = json.loads((repo / paths.TUNING_BEST).read_text())
     tuned = yaml.safe_load(after)["variants"]["tuned"]
     assert tuned["hidden"] == [{"units": best["params"]["units"], "activation": "relu",
