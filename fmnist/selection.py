@@ -129,9 +129,10 @@ def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams
         _runners_up(name, rule, candidates),
         "",
         f"- File: `{(paths.BEST_DIR / paths.BEST_MODEL_FILE).as_posix()}`, a Keras 3 whole model "
-        f"({details['parameters']:,} parameters), byte for byte `{selected['source']}`, sha256 `{selected['model_sha256']}`.",
+        f"({details['parameters']:,} parameters), byte for byte `{selected['source']}`.",
         f"- `{(paths.BEST_DIR / paths.SELECTION_FILE).as_posix()}` holds the same facts as data: the rule, the "
-        "metrics, the data checksums, the library versions.",
+        "metrics, the data checksums, the library versions, and the file's sha256 (not here: Keras stamps the",
+        "  save time into the file, so each training run gives other bytes, while this card stays the same).",
         f"- Registered as the DVC artifact `{ARTIFACT}` (`artifacts:` in `dvc.yaml`); versions are GTO tags "
         f"(`{ARTIFACT}@v1.0.0`).",
         "",
