@@ -240,36 +240,30 @@ class SelectParams(Section):
         return f"{'highest' if self.higher_is_better() else 'lowest'} {SELECTION_METRICS[self.metric][1]}"
 
 
-class IntRange(Section):
-    """An integer hyper-parameter drawn from low..high (both included), on a log scale if log."""
-
-    low: int = Field(ge=1)
-    high: int = Field(ge=1)
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _low_below_high(self):
-        return _check_range(self)
-
-
-class FloatRange(Section):
-    low: float = Field(ge=0)
-    high: float = Field(ge=0)
-    log: bool = False
+class _Range(Section):
+    """A hyper-parameter drawn from low..high (both included), on a log scale if log."""
 
     @model_validator(mode="after")
     def _low_below_high(self):
         if self.log and self.low <= 0:
             raise ValueError(f"a log scale needs low > 0, not {self.low}")
-        return _check_range(self)
+        if self.low == self.high:
+            raise ValueError(f"empty range: low = high = {self.low}; give a wider range (or fix the value in the base variant)")
+        if self.low > self.high:
+            raise ValueError(f"inverted range: low {self.low} is above high {self.high}")
+        return self
 
 
-def _check_range(value):
-    if value.low == value.high:
-        raise ValueError(f"empty range: low = high = {value.low}; give a wider range (or fix the value in the base variant)")
-    if value.low > value.high:
-        raise ValueError(f"inverted range: low {value.low} is above high {value.high}")
-    return value
+class IntRange(_Range):
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+    log: bool = False
+
+
+class FloatRange(_Range):
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+    log: bool = False
 
 
 class OptimizerChoices(Section):

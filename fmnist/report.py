@@ -10,7 +10,7 @@ import pandas as pd
 from fmnist import paths, spread
 from fmnist.dataset import CLASS_NAMES
 from fmnist.params import DownloadParams, PrepareParams, SelectParams, Variant
-from fmnist.results import BASELINE, Result
+from fmnist.results import BASELINE, Result, val_accuracy_spread
 from fmnist.stage import StageError
 
 LIBRARIES = ("keras", "tensorflow", "jax", "scikit-learn", "numpy", "pandas", "matplotlib", "dvc", "dvclive")
@@ -121,9 +121,7 @@ def _within_noise(best: str, table: pd.DataFrame) -> str:
     rows = table.set_index("variant")
 
     def as_spread(name):
-        row = rows.loc[name]
-        return spread.Spread(row["val_accuracy_mean"], None if pd.isna(row["val_accuracy_std"]) else row["val_accuracy_std"],
-                             int(row["seeds"]))
+        return val_accuracy_spread(rows.loc[name])
 
     if not as_spread(best).estimable:
         return "With one seed there is no spread to tell it from the others by."
@@ -143,19 +141,18 @@ def per_class_markdown(result: Result) -> str:
         index=False, disable_numparse=True, colalign=("left", "right"))
 
 
+def describe_params(params: dict) -> str:
+    """'batch_size 64, dropout 0.0958, learning_rate 0.000302': a trial's params, three significant digits."""
+    return ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in params.items())
+
+
 def tuned_verdict(table: pd.DataFrame) -> str:
     """Whether the variant `tuned` beats the best other variant by more than the seed spread (the gate's rule,
     k = 3 standard errors of the difference of the two means), or that it does not."""
     rows = table.set_index("variant")
     others = [name for name in rows.index if name not in (paths.TUNED, BASELINE)]
     rival = max(others, key=lambda name: rows.loc[name, "val_accuracy_mean"])
-
-    def as_spread(name):
-        row = rows.loc[name]
-        return spread.Spread(row["val_accuracy_mean"], None if pd.isna(row["val_accuracy_std"]) else row["val_accuracy_std"],
-                             int(row["seeds"]))
-
-    tuned, best = as_spread(paths.TUNED), as_spread(rival)
+    tuned, best = val_accuracy_spread(rows.loc[paths.TUNED]), val_accuracy_spread(rows.loc[rival])
     difference = tuned.mean - best.mean
     said = (f"`{paths.TUNED}`: mean validation accuracy {mean_std(tuned.mean, tuned.std)} ({tuned.n} seeds) against "
             f"{rival}, the best of the others, {mean_std(best.mean, best.std)} ({best.n} seeds): "
@@ -181,8 +178,7 @@ def tuning_markdown(table: pd.DataFrame, variants: dict[str, Variant]) -> list[s
         best = json.loads(paths.TUNING_BEST.read_text())
         counts = ", ".join(f"{n} {state}" for state, n in best["trials"].items() if n)
         base = paths.TUNING_DIR.relative_to(paths.SUMMARY_REPORT.parent)
-        params = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
-                           for key, value in best["params"].items())
+        params = describe_params(best["params"])
         lines += [
             f"`make tune` searched around `{best['base']}` (study `{best['study']}`: {counts}; every trial in "
             f"[trials.csv]({base / paths.TUNING_TRIALS.name}), each a DVC experiment). Best: trial {best['trial']}, "

@@ -5,13 +5,14 @@ that names the stage to run, never a silently shorter chart or table.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fmnist import paths
+from fmnist import paths, spread
 from fmnist.paths import BASELINE
 from fmnist.dataset import CLASS_NAMES
 from fmnist.params import BaselineParams, ChapterParams, SelectParams, Variant
@@ -131,6 +132,14 @@ def best_variant(results: dict[str, Result], rule: SelectParams) -> str:
     mean validation accuracy across seeds (not one seed's luck). Ties go to the first declared."""
     sign = 1 if rule.higher_is_better() else -1
     return max(candidates(results, rule), key=lambda name: sign * results[name].metrics[rule.metric])
+
+
+def val_accuracy_spread(values) -> spread.Spread:
+    """A variant's mean validation accuracy across seeds as a Spread, from its metrics (reports/metrics) or its
+    row of comparison_table (where a missing std is NaN, not None)."""
+    std = values["val_accuracy_std"]
+    return spread.Spread(float(values["val_accuracy_mean"]), None if std is None or math.isnan(std) else float(std),
+                         int(values["seeds"]))
 
 
 def seed_statistics(result: Result, metric: str) -> dict:

@@ -15,7 +15,7 @@ from fmnist import paths, report, spread
 from fmnist.dataset import CLASS_NAMES
 from fmnist.idx import IMAGE_SHAPE
 from fmnist.params import DownloadParams, PrepareParams, SelectParams, TrainParams, Variant
-from fmnist.results import Result
+from fmnist.results import Result, val_accuracy_spread
 from fmnist.stage import StageError
 
 ARTIFACT = "fashion-classifier"  # its name in dvc.yaml `artifacts:` and in GTO's tags (fashion-classifier@v1.0.0)
@@ -89,10 +89,8 @@ def _runners_up(chosen: str, rule: SelectParams, candidates: dict[str, Result]) 
         metrics = candidates[name].metrics
         text = f"- {name}: {rule.metric} {metrics[rule.metric]:.4f}"
         if rule.metric == "val_accuracy_mean":
-            def as_spread(m: dict) -> spread.Spread:
-                return spread.Spread(m["val_accuracy_mean"], m["val_accuracy_std"], m["seeds"])
-
-            tolerance = spread.tolerance(as_spread(candidates[chosen].metrics), as_spread(metrics), 3, 0.0)
+            tolerance = spread.tolerance(val_accuracy_spread(candidates[chosen].metrics), val_accuracy_spread(metrics),
+                                         3, 0.0)
             gap = abs(candidates[chosen].metrics[rule.metric] - metrics[rule.metric])
             if tolerance is not None:
                 told = "told apart" if gap > tolerance else "not told apart from seed noise"

@@ -234,24 +234,21 @@ def _redacted(url: str) -> str:
 def write_reports(study, base_name: str) -> dict | None:
     """reports/tuning/: trials.csv, best.json and Optuna's figures, from every trial the study holds."""
     import optuna
-    import pandas as pd
 
     frame = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params", "user_attrs"))
     frame = frame.rename(columns=lambda c: c.removeprefix("params_").removeprefix("user_attrs_"))
     if "duration" in frame:
         frame["seconds"] = frame.pop("duration").dt.total_seconds().round(1)
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-    TUNING_DIR.mkdir(parents=True, exist_ok=True)
     atomic.write_text(TUNING_TRIALS, frame.to_csv(index=False))
-    if not complete:
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+    if not counts["complete"]:
         return None
     best = study.best_trial
     record = {"study": study.study_name, "base": base_name, "trial": best.number, "value": best.value,
-              "val_accuracy_std": best.user_attrs.get("val_accuracy_std"), "params": best.params,
-              "trials": {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
-                         for state in optuna.trial.TrialState}}
+              "val_accuracy_std": best.user_attrs.get("val_accuracy_std"), "params": best.params, "trials": counts}
     atomic.write_json(TUNING_BEST, record)
-    _figures(study, len(complete))
+    _figures(study, counts["complete"])
     return record
 
 
@@ -266,7 +263,7 @@ def _figures(study, complete: int) -> None:
         warnings.simplefilter("ignore")  # "... is experimental": Optuna's notice on its matplotlib views
         figures = [(views.plot_optimization_history, TUNING_HISTORY)]
         if complete >= 2:
-            figures.append((lambda s: views.plot_param_importances(s), TUNING_IMPORTANCES))
+            figures.append((views.plot_param_importances, TUNING_IMPORTANCES))
         for draw, path in figures:
             axes = draw(study)
             figure = axes.figure
@@ -285,8 +282,10 @@ def promote(variants: dict[str, Variant], tune: TuneParams) -> Variant:
         raise StageError(f"{TUNING_BEST}: not found; run `make tune` first") from None
     base = check(tune, variants)
     spec = trial_variant(base, best["params"], tune.patience)
-    described = ", ".join(f"{key} {_short(value)}" for key, value in best["params"].items())
-    entry = {"description": f"Optuna's best of study {best['study']} (trial {best['trial']}): {described}",
+    from fmnist.report import describe_params
+
+    entry = {"description": f"Optuna's best of study {best['study']} (trial {best['trial']}): "
+                            f"{describe_params(best['params'])}",
              **spec.model_dump(mode="json", exclude_defaults=True, exclude={"description"}),
              "callbacks": spec.callbacks.model_dump(mode="json", exclude_none=True)}  # spelled out in full
     from ruamel.yaml import YAML
@@ -334,10 +333,6 @@ def _put_trailing_comment(node, token) -> None:
     slot = 2 if isinstance(holder, dict) else 0
     tokens = holder.ca.items.setdefault(key, [None, None, None, None] if slot == 2 else [None, None])
     tokens[slot] = token
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
