@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Quiet TensorFlow's C++ start-up banner; errors still print.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: repro test gate tune tune-promote venv lock bench clean-venv
+.PHONY: repro test gate tune tune-promote sweep sweep-collect venv lock bench clean-venv
 
 # params.yaml is checked whole first: DVC would start stages before the one with a bad value rejects it.
 repro: $(STAMP)
@@ -34,6 +34,21 @@ tune: $(STAMP)
 # The study's best trial becomes the variant `tuned` in params.yaml; `make repro` then trains and reports it.
 tune-promote: $(STAMP)
 	python -m fmnist.tune promote
+
+# A grid of params.yaml values as DVC experiments, split over machines (fmnist/sweep.py, README "Growing past
+# one machine"). Every machine runs its share and pushes it; one collects:
+#   make sweep GRID='variants.dropout30.hidden.0.dropout=0.1,0.2,0.3,0.5' SHARE=2/4
+#   make sweep-collect GRID='...' SHARES=4
+# SWEEP names the experiments (default: sweep- and a hash of the grid); SWEEP_ARGS passes more options.
+SHARE ?= 1/1
+sweep_name = $(if $(SWEEP),--name "$(SWEEP)")
+
+sweep: $(STAMP)
+	python -m fmnist.params
+	python -m fmnist.sweep run --grid "$(GRID)" --share "$(SHARE)" $(sweep_name) $(SWEEP_ARGS)
+
+sweep-collect: $(STAMP)
+	python -m fmnist.sweep collect --grid "$(GRID)" $(if $(SHARES),--shares "$(SHARES)") $(sweep_name) $(SWEEP_ARGS)
 
 venv: $(STAMP)
 

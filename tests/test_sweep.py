@@ -1,0 +1,231 @@
+"""A sweep split over machines (fmnist.sweep, `make sweep` / `make sweep-collect`): the grid's arithmetic, and
+three machines simulated on this one — three clones of one bare git repo sharing one local DVC remote, each
+running its share of a tiny grid, one of them dying midway, and a fourth clone collecting."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from fmnist import params, sweep
+from fmnist.stage import StageError
+from tests.conftest import REPO_ROOT, copy_pipeline
+from tests.helpers import commit_all, run
+from tests.test_train_pipeline import ran_stages
+
+GRID = "variants.tiny_stopping.hidden.0.dropout=0.1,0.2,0.4,0.5"
+NAME = "drop"
+
+
+# --- the grid -------------------------------------------------------------------------------------------
+
+def test_points_are_the_product_in_grid_order_dealt_round_robin_with_stable_names():
+    grid = sweep.parse_grid("variants.a.epochs=1,2 +variants.a.optimizer.learning_rate=0.1,0.01,0.001")
+    points = sweep.expand(grid, "s", shares=4)
+    assert [p.settings for p in points[:4]] == [
+        (("variants.a.epochs", "1"), ("+variants.a.optimizer.learning_rate", v)) for v in ("0.1", "0.01", "0.001")
+    ] + [(("variants.a.epochs", "2"), ("+variants.a.optimizer.learning_rate", "0.1"))]
+    assert [p.share for p in points] == [1, 2, 3, 4, 1, 2]
+    assert [p.name for p in points] == ["s-1", "s-2", "s-3", "s-4", "s-5", "s-6"]
+    # A point's name does not depend on how many shares there are: a rerun with other shares replaces it.
+    assert [p.name for p in sweep.expand(grid, "s", shares=1)] == [p.name for p in points]
+    assert points[1].set_args() == ["-S", "variants.a.epochs=1", "-S", "+variants.a.optimizer.learning_rate=0.01"]
+    # The default name is the grid's: another grid, another name; the same grid, the same name.
+    assert sweep.default_name(grid) == sweep.default_name(sweep.parse_grid(" ".join(
+        ["variants.a.epochs=1,2", "+variants.a.optimizer.learning_rate=0.1,0.01,0.001"])))
+    assert sweep.default_name(grid) != sweep.default_name(sweep.parse_grid("variants.a.epochs=1,3"))
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "the grid is empty"),
+    ("variants.a.epochs", "expected KEY=V1,V2"),
+    ("variants.a.epochs=1,,2", "an empty value"),
+    ("variants.a.epochs=1,1", "listed twice"),
+    ("x=1 x=2", "appears twice"),
+])
+def test_a_malformed_grid_is_refused_with_what_is_wrong(text, problem):
+    with pytest.raises(StageError, match=problem):
+        sweep.parse_grid(text)
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "2", "a/b", "1/0"])
+def test_a_share_must_be_k_of_n(text):
+    with pytest.raises(StageError, match="expected K/N"):
+        sweep.parse_share(text)
+
+
+@pytest.mark.parametrize("grid, problem", [
+    ("variants.dropout30.hidden.0.dropout=0.2,1.5", r"grid point 2 \(variants.dropout30.hidden.0.dropout=1.5\).*"
+                                                    r"'variants.dropout30.hidden.0.dropout' = 1.5 is not allowed"),
+    ("variants.dropout30.hidden.3.dropout=0.2", "is not an item of a list of 1"),
+    ("variants.dropout30.optimizer.learning_rate=0.1", r"not in params.yaml \(prefix '\+' to add"),
+    ("variants.nosuch.epochs=3", "variants.nosuch is not in params.yaml"),
+])
+def test_every_point_is_checked_against_the_params_schema_before_anything_runs(grid, problem):
+    document = params.read_params_file(REPO_ROOT / "params.yaml")
+    points = sweep.expand(sweep.parse_grid(grid), "s", 2)
+    with pytest.raises(StageError, match=problem):
+        sweep.check_points(points, document)
+
+
+def test_a_new_key_with_plus_passes_the_schema():
+    document = params.read_params_file(REPO_ROOT / "params.yaml")
+    sweep.check_points(sweep.expand(sweep.parse_grid("+variants.dropout30.optimizer.learning_rate=0.01"), "s", 1),
+                       document)
+
+
+def metrics(mean, std, n=5):
+    return {"val_accuracy_mean": mean, "val_accuracy_std": std, "seeds": n, "val_accuracy": mean,
+            "test_accuracy_mean": mean - 0.01}
+
+
+def test_the_best_point_beats_only_points_further_than_k_standard_errors_below_it():
+    rows = [{"point": 1, "metrics": metrics(0.880, 0.002)}, {"point": 2, "metrics": metrics(0.890, 0.002)},
+            {"point": 3, "metrics": metrics(0.889, 0.002)}]
+    best, said = sweep.verdicts(rows, k=3.0, floor=0.002)
+    assert best["point"] == 2 and said[2] == "best"
+    # SE of the difference: sqrt(2 * 0.002² / 5) = 0.00126; 3 SE = 0.0038.
+    assert said[1].startswith("beaten (−0.0100 > 0.0038")
+    assert said[3].startswith("not told apart (−0.0010 ≤ 0.0038")
+    best, said = sweep.verdicts([{"point": 1, "metrics": metrics(0.88, None, 1)},
+                                 {"point": 2, "metrics": metrics(0.87, None, 1)}], k=3.0, floor=0.002)
+    assert said[2] == "one seed: no spread to judge by"
+
+
+# --- three machines and a collector, on one machine -------------------------------------------------------
+
+def sweep_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fmnist.sweep", *args, "--grid", GRID, "--name", NAME]
+
+
+def remote_refs(origin) -> list[str]:
+    listed = run(["git", "ls-remote", str(origin), "refs/exps/*"], origin).stdout.split()
+    return sorted(ref.rsplit("/", 1)[1] for ref in listed[1::2])
+
+
+@pytest.fixture(scope="module")
+def machines(tiny_pipelines, tmp_path_factory):
+    """A bare git repo (the team's origin) and a local-folder DVC remote with the tiny pipeline's results pushed,
+    and a function that clones a fresh machine from them (`make venv`, `dvc pull` as the workflow does)."""
+    root = tmp_path_factory.mktemp("sweep")
+    work = copy_pipeline(tiny_pipelines("tensorflow"), root / "work")
+    env = work.env
+    run(["dvc", "remote", "add", "-d", "shared", str(root / "dvc-remote")], work.repo, env)
+    commit_all(work.repo, "shared DVC remote")
+    run(["dvc", "push"], work.repo, env)
+    origin = root / "origin.git"
+    run(["git", "clone", "-q", "--bare", str(work.repo), str(origin)], root, env)
+
+    def machine(name: str):
+        path = root / name
+        if path.exists():
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+        run(["git", "clone", "-q", str(origin), str(path)], root, env)
+        run(["dvc", "pull"], path, env)
+        return path
+
+    started = []
+    yield origin, env, machine, started
+    for path in started:
+        run(["dvc", "queue", "stop", "--kill"], path, env, check=False)
+
+
+def wait_until_running(machine, env, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the share ended before its point started"
+        if "Running" in run(["dvc", "queue", "status"], machine, env, check=False).stdout:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the share's point never started")
+
+
+def without_nulls(metrics: dict) -> dict:
+    return {key: value for key, value in metrics.items() if value is not None}  # dvc exp show leaves them out
+
+
+def experiments_shown(machine, env) -> dict[str, dict]:
+    """{experiment name: tiny_stopping's metrics} as `dvc exp show --json -A` reports them."""
+    shown = json.loads(run(["dvc", "exp", "show", "--json", "-A"], machine, env).stdout)
+    found = {}
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment["revs"]:
+                data = (rev.get("data") or {}).get("metrics", {}).get("reports/metrics/tiny_stopping.json", {})
+                if rev.get("name"):
+                    found[rev["name"]] = data.get("data", {})
+    return found
+
+
+def test_three_machines_run_their_shares_and_a_fourth_collects_every_point(machines):
+    origin, env, machine, started = machines
+    one, three = machine("m1"), machine("m3")
+    started += [one, three]
+    run(sweep_cmd("run", "--share", "1/3"), one, env)
+    assert remote_refs(origin) == ["drop-1", "drop-4"]
+
+    # Machine 3 dies while its point trains: nothing of it reaches the remotes, nothing else is touched.
+    dying = subprocess.Popen(sweep_cmd("run", "--share", "3/3"), cwd=three, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_until_running(three, env, dying)
+    os.killpg(dying.pid, signal.SIGKILL)
+    dying.wait()
+    run(["dvc", "queue", "stop", "--kill"], three, env, check=False)
+
+    two = machine("m2")
+    started.append(two)
+    run(sweep_cmd("run", "--share", "2/3"), two, env)
+    assert remote_refs(origin) == ["drop-1", "drop-2", "drop-4"]
+
+    collector = machine("collector")
+    partial = run(sweep_cmd("collect", "--shares", "3"), collector, env, check=False)
+    assert partial.returncode == 1
+    assert "error: 1 point(s) missing: 3" in partial.stderr
+    assert "Missing: 1 of 4 point(s): 3 (drop-3, share 3/3)" in partial.stdout
+    table = json.loads((collector / "reports/sweeps/drop.json").read_text())
+    assert [row["point"] for row in table["rows"]] == [1, 2, 4] and table["missing"] == [3]
+
+    # Every collected point: its own dropout, its metrics as `dvc exp show` has them.
+    shown = experiments_shown(collector, env)
+    for row in table["rows"]:
+        assert without_nulls(row["metrics"]) == shown[row["experiment"]]
+        experiment_params = yaml.safe_load(run(["git", "show", f"{row['commit']}:params.yaml"], collector, env).stdout)
+        assert experiment_params["variants"]["tiny_stopping"]["hidden"][0]["dropout"] == float(
+            row["settings"]["variants.tiny_stopping.hidden.0.dropout"])
+        assert row["metrics"]["seeds"] == 5 and row["val_accuracy_min"] <= row["metrics"]["val_accuracy_mean"]
+    # The points really differ (each trained its own dropout), and the best is the highest mean.
+    means = {row["point"]: row["metrics"]["val_accuracy_mean"] for row in table["rows"]}
+    assert len(set(means.values())) == 3 and table["best"] == max(means, key=means.get)
+
+    # A pulled point brought its outputs: applied, nothing is left to recompute.
+    run(["dvc", "exp", "apply", "drop-4"], collector, env)
+    assert yaml.safe_load((collector / "params.yaml").read_text())["variants"]["tiny_stopping"]["hidden"][0][
+        "dropout"] == 0.5
+    again = run(["dvc", "repro"], collector, env)
+    assert ran_stages(again.stdout) == set(), again.stdout
+    run(["git", "reset", "-q", "--hard"], collector, env)
+
+    # Share 3 again on a fresh machine, and share 2 rerun: each replaces its own points, nothing is doubled.
+    three = machine("m3")
+    started.append(three)
+    run(sweep_cmd("run", "--share", "3/3"), three, env)
+    old_two = run(["git", "ls-remote", str(origin), "refs/exps/*/drop-2"], origin).stdout.split()[0]
+    run(sweep_cmd("run", "--share", "2/3"), two, env)
+    assert remote_refs(origin) == ["drop-1", "drop-2", "drop-3", "drop-4"]
+    assert run(["git", "ls-remote", str(origin), "refs/exps/*/drop-2"], origin).stdout.split()[0] != old_two
+
+    complete = run(sweep_cmd("collect", "--shares", "3"), collector, env)
+    table = json.loads((collector / "reports/sweeps/drop.json").read_text())
+    assert [row["point"] for row in table["rows"]] == [1, 2, 3, 4] and table["missing"] == []
+    shown = experiments_shown(collector, env)
+    assert all(without_nulls(row["metrics"]) == shown[row["experiment"]] for row in table["rows"])
+    markdown = (collector / "reports/sweeps/drop.md").read_text()
+    assert markdown.startswith(f"# Sweep drop\n\n`{GRID}`\n\n") and markdown.split("\n\n", 2)[2] in complete.stdout
+    assert f"Best: point {table['best']} (variants.tiny_stopping.hidden.0.dropout=" in markdown
+    assert markdown.count("| drop-") == 4 and "missing" not in markdown.lower()
