@@ -4,11 +4,14 @@ Import only after fmnist.backend.use(): importing keras fixes the backend.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import keras
 
 from fmnist import backend
+from fmnist.stage import StageError
 from fmnist.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.params import TrainParams, Variant
 
@@ -86,3 +89,29 @@ def end_op_determinism() -> None:
         from tensorflow.python.framework.config import disable_op_determinism
 
         disable_op_determinism()
+
+
+@contextlib.contextmanager
+def distributed(shared: TrainParams, batch_size: int, sizes: dict[str, int]) -> Iterator[int]:
+    """train.distribution `data_parallel`: models built and fitted meanwhile split every batch over all local
+    devices (keras.distribution.DataParallel: weights replicated, the batch sharded, gradients averaged).
+    batch_size stays the global batch, so the updates are those of one device with that batch, up to float
+    rounding. Yields the number of devices (1 for `none`). Afterwards the model is an ordinary one: saved,
+    it reloads and scores on a single device."""
+    if shared.distribution == "none":
+        yield 1
+        return
+    devices = keras.distribution.list_devices()
+    remainders = {f"batch size {batch_size}": batch_size} | {
+        f"the last batch of the {split} set ({size} % {batch_size})": size % batch_size
+        for split, size in sizes.items() if size % batch_size}
+    for what, size in remainders.items():
+        if size % len(devices):
+            raise StageError(f"train.distribution data_parallel: {what} does not split evenly over the {len(devices)} "
+                             f"devices ({', '.join(devices)}); choose a batch_size whose batches divide by "
+                             f"{len(devices)}")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    try:
+        yield len(devices)
+    finally:
+        keras.distribution.set_distribution(None)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from fmnist.stage import StageError
 
@@ -78,6 +79,17 @@ class TrainParams(Section):
     batch_size: int = Field(32, ge=1)
     # Speed only: batches run per compiled call. Same batches, same order, same results.
     steps_per_execution: int = Field(500, ge=1)
+    # none: one device. data_parallel: Keras's distribution API (JAX only) splits each batch of the saved
+    # model's fit over all local devices (fmnist/training.py; the README's "Growing past one machine").
+    distribution: Literal["none", "data_parallel"] = "none"
+
+    @field_validator("distribution")
+    @classmethod
+    def _distribution_needs_jax(cls, value: str, info: ValidationInfo) -> str:
+        if value == "data_parallel" and info.data.get("backend") != "jax":
+            raise ValueError("data_parallel needs train.backend: jax (Keras 3's distribution API runs on JAX only; "
+                             "TensorFlow's tf.distribute is not supported here)")
+        return value
 
 
 class Layer(Section):

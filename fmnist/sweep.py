@@ -151,7 +151,7 @@ def swept_variant(grid: list[tuple[str, list[str]]], chosen: str | None, variant
     if chosen is None:
         if len(named) != 1:
             raise StageError(f"the grid sets {'no variant' if not named else 'variants ' + ', '.join(sorted(named))}:"
-                             " say which variant's metrics to compare with --variant NAME (VARIANT=NAME with make)")
+                             " say which variant's metrics to compare with --variant NAME (SWEEP_ARGS=\"--variant NAME\" with make)")
         chosen = named.pop()
     if chosen not in variants:
         raise StageError(f"variant {chosen!r} is not in params.yaml (variants: {', '.join(variants)})")
@@ -188,7 +188,8 @@ def exp_refs(where: str | None, names: set[str]) -> dict[str, list[tuple[str, st
 
 def check_remotes(git_remote: str) -> None:
     _run(["git", "remote", "get-url", git_remote], f"finding git remote '{git_remote}' (git remote -v lists them)")
-    if not _run(["dvc", "remote", "default"], "reading the default DVC remote").strip():
+    default = subprocess.run(["dvc", "remote", "default"], capture_output=True, text=True)  # exits 1 when none
+    if default.returncode != 0 or not default.stdout.strip():
         raise StageError("no default DVC remote: `dvc remote add -d NAME URL` (the README's 'Growing past one "
                          "machine'); the points' outputs go there")
 
@@ -236,8 +237,8 @@ def pull_points(points: list[Point], git_remote: str) -> dict[str, str]:
         raise StageError(f"git remote {git_remote} holds {', '.join(sorted(ambiguous))} from more than one "
                          "baseline commit; run those shares again (a rerun replaces its points)")
     if remote:
-        _run(["dvc", "exp", "pull", "--force", git_remote, *sorted(remote)], f"pulling the experiments from {git_remote}",
-             capture=False)
+        _run(["dvc", "exp", "pull", "--force", git_remote, *sorted(remote)], f"pulling the experiments from {git_remote}")
+    print(f"pulled {len(remote)} of {len(points)} point(s) from git remote {git_remote} and the DVC remote", flush=True)
     return {name: found[0][1] for name, found in remote.items()}
 
 
@@ -333,6 +334,11 @@ def table_markdown(points: list[Point], rows: list[dict], variant: str, shares: 
 
 # --- entry point ------------------------------------------------------------------------------------------
 
+def cores() -> int:
+    """The cores this process may run on (a container's or taskset's limit, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fmnist.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("run", "collect"))
@@ -340,7 +346,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="experiment name prefix (default: sweep- and a hash of the grid)")
     parser.add_argument("--share", default="1/1", help="run: which share K/N of the points to run (default 1/1)")
     parser.add_argument("--shares", type=int, help="collect: the number of shares, to name who owes a missing point")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="run: experiments at a time")
+    parser.add_argument("--jobs", type=int, default=cores(), help="run: experiments at a time (default: the cores "
+                        "this process may use)")
     parser.add_argument("--git-remote", default="origin", help="git remote to push to / pull from (default origin)")
     parser.add_argument("--no-push", action="store_true", help="run: keep the experiments here")
     parser.add_argument("--variant", help="collect: the variant whose metrics to compare (default: the one swept)")

@@ -41,24 +41,29 @@ class LiveHistory(keras.callbacks.Callback):
 def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, model_dir: Path, history_dir: Path):
     """Train the variant; save its files into model_dir and its per-epoch history into history_dir."""
     models.seed_everything(shared.seed)
-    model = models.compile_model(models.build(name, spec), spec, shared)
-    callbacks = models.make_callbacks(spec, model_dir / CHECKPOINT_FILE)
-    # dvcyaml=False: dvc.yaml declares the plots and metrics itself; the run is already a DVC stage.
-    callbacks.append(LiveHistory(Live(str(history_dir), dvcyaml=False, save_dvc_exp=False, report=None)))
-    started = time.perf_counter()
-    history = model.fit(
-        train.x, train.y,
-        epochs=spec.epochs,
-        batch_size=spec.batch_size or shared.batch_size,
-        validation_data=(val.x, val.y) if spec.validation else None,
-        callbacks=callbacks,
-        verbose=2,
-    ).history
-    train_seconds = time.perf_counter() - started
-    model.save(model_dir / MODEL_FILE)
-    model.save_weights(model_dir / WEIGHTS_FILE)
+    batch_size = spec.batch_size or shared.batch_size
+    sizes = {"training": len(train.y)} | ({"validation": len(val.y)} if spec.validation else {})
+    with models.distributed(shared, batch_size, sizes) as devices:
+        model = models.compile_model(models.build(name, spec), spec, shared)
+        callbacks = models.make_callbacks(spec, model_dir / CHECKPOINT_FILE)
+        # dvcyaml=False: dvc.yaml declares the plots and metrics itself; the run is already a DVC stage.
+        callbacks.append(LiveHistory(Live(str(history_dir), dvcyaml=False, save_dvc_exp=False, report=None)))
+        started = time.perf_counter()
+        history = model.fit(
+            train.x, train.y,
+            epochs=spec.epochs,
+            batch_size=batch_size,
+            validation_data=(val.x, val.y) if spec.validation else None,
+            callbacks=callbacks,
+            verbose=2,
+        ).history
+        train_seconds = time.perf_counter() - started
+        model.save(model_dir / MODEL_FILE)
+        model.save_weights(model_dir / WEIGHTS_FILE)
     summary = summarize(spec, history, callbacks)
     summary["seed"] = shared.seed
+    if devices > 1:  # recorded only when distributed, so that a single-device run's file is as it was
+        summary["devices"] = devices
     summary["train_seconds"] = round(train_seconds, 3)
     summary["backend"] = keras.backend.backend()  # what actually ran, not what was asked for
     atomic.write_json(model_dir / SUMMARY_FILE, summary)

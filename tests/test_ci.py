@@ -57,3 +57,79 @@ def test_make_repro_checks_all_of_params_yaml_before_dvc_starts():
     commands = [line for line in recipe if line.startswith(("python -m fmnist.params", "dvc repro"))]
     assert commands == ["python -m fmnist.params", "dvc repro"], recipe
     assert subprocess.run([sys.executable, "-m", "fmnist.params"], cwd=REPO_ROOT, capture_output=True).returncode == 0
+
+
+# --- the sweep workflow: one job per share, then a collecting one -----------------------------------------
+
+SWEEP_WORKFLOW = REPO_ROOT / ".github/workflows/sweep.yml"
+
+
+def sweep_jobs() -> tuple[dict, dict]:
+    document = yaml.safe_load(SWEEP_WORKFLOW.read_text())
+    trigger = document[True]  # YAML 1.1 reads `on` as True
+    return trigger, document
+
+
+def runs(job: dict) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
+def test_sweep_workflow_is_dispatched_by_hand_with_the_grid_and_the_number_of_shares():
+    trigger, document = sweep_jobs()
+    assert set(trigger) == {"workflow_dispatch"}
+    assert {"grid", "shares", "name"} <= set(trigger["workflow_dispatch"]["inputs"])
+    # Inputs reach the scripts through the environment only: nothing typed into a form runs as shell code.
+    assert document["env"]["GRID"] == "${{ inputs.grid }}" and document["env"]["SHARES"] == "${{ inputs.shares }}"
+    for job in document["jobs"].values():
+        assert "${{ inputs." not in runs(job)
+
+
+def test_plan_turns_the_number_of_shares_into_one_matrix_entry_per_share(tmp_path):
+    _, document = sweep_jobs()
+    (step,) = document["jobs"]["plan"]["steps"]
+    output = tmp_path / "output"
+    for shares, expected in (("3", '["1/3", "2/3", "3/3"]'), ("1", '["1/1"]')):
+        output.write_text("")
+        done = subprocess.run(["bash", "-c", step["run"]], env={"SHARES": shares, "GITHUB_OUTPUT": str(output),
+                                                                 "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert output.read_text() == f"shares={expected}\n"
+    refused = subprocess.run(["bash", "-c", step["run"]], env={"SHARES": "0", "GITHUB_OUTPUT": str(output),
+                                                                "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert refused.returncode != 0 and "give a whole number from 1 to 20" in refused.stderr
+    share = document["jobs"]["share"]
+    assert share["strategy"]["matrix"]["share"] == "${{ fromJSON(needs.plan.outputs.shares) }}"
+    assert share["strategy"]["fail-fast"] is False
+
+
+def test_each_share_sets_up_pulls_runs_and_pushes_with_the_local_make_targets():
+    _, document = sweep_jobs()
+    share, collect = document["jobs"]["share"], document["jobs"]["collect"]
+    assert re.findall(r"\bmake ([\w-]+)", runs(share)) == ["venv", "sweep"]
+    assert re.findall(r"\bmake ([\w-]+)", runs(collect)) == ["venv", "sweep-collect"]
+    commands = runs(share)
+    assert commands.index("make venv") < commands.index("dvc pull") < commands.index("make sweep")
+    assert 'SHARE="${{ matrix.share }}"' in commands and 'GRID="$GRID"' in commands
+    assert share["permissions"]["contents"] == "write"  # dvc exp push writes refs/exps/*
+    checkout = next(step for step in share["steps"] if step.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0
+    # Collect runs after every share, also when one failed (it names the missing points), and shows the table.
+    assert collect["needs"] == ["plan", "share"] and collect["if"].startswith("${{ always()")
+    summary = next(step for step in collect["steps"] if "GITHUB_STEP_SUMMARY" in step.get("run", ""))
+    assert summary["if"] == "always()" and "reports/sweeps/" in summary["run"]
+
+
+def test_the_workflows_make_targets_run_fmnist_sweep_as_the_readme_documents():
+    """The make lines the workflow runs, expanded by make itself, are the sweep commands a laptop runs."""
+    expanded = {}
+    for target, variables in (("sweep", ["GRID=a.b=1,2", "SHARE=2/3", "SWEEP=s"]),
+                              ("sweep-collect", ["GRID=a.b=1,2", "SHARES=3", "SWEEP=s"])):
+        recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", target, *variables], cwd=REPO_ROOT,
+                                capture_output=True, text=True).stdout.splitlines()
+        expanded[target] = [line.split() for line in recipe if "fmnist.sweep" in line]
+    assert expanded["sweep"] == [["python", "-m", "fmnist.sweep", "run", "--grid", '"a.b=1,2"', "--share", '"2/3"',
+                                  "--name", '"s"']]
+    assert expanded["sweep-collect"] == [["python", "-m", "fmnist.sweep", "collect", "--grid", '"a.b=1,2"',
+                                          "--shares", '"3"', "--name", '"s"']]
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "make sweep GRID=" in readme and "make sweep-collect GRID=" in readme

@@ -16,7 +16,7 @@ import yaml
 from fmnist import params, sweep
 from fmnist.stage import StageError
 from tests.conftest import REPO_ROOT, copy_pipeline
-from tests.helpers import commit_all, run
+from tests.helpers import commit_all, copy_project, init_git_dvc_repo, run
 from tests.test_train_pipeline import ran_stages
 
 GRID = "variants.tiny_stopping.hidden.0.dropout=0.1,0.2,0.4,0.5"
@@ -78,6 +78,32 @@ def test_a_new_key_with_plus_passes_the_schema():
     document = params.read_params_file(REPO_ROOT / "params.yaml")
     sweep.check_points(sweep.expand(sweep.parse_grid("+variants.dropout30.optimizer.learning_rate=0.01"), "s", 1),
                        document)
+
+
+def test_the_variant_compared_is_the_one_the_grid_sets_or_the_one_named():
+    variants = {"a": {}, "b": {}}
+    assert sweep.swept_variant(sweep.parse_grid("variants.a.epochs=1,2 train.seed=1,2"), None, variants) == "a"
+    assert sweep.swept_variant(sweep.parse_grid("train.seed=1,2"), "b", variants) == "b"
+    with pytest.raises(StageError, match=r"the grid sets no variant: .*--variant NAME"):
+        sweep.swept_variant(sweep.parse_grid("train.seed=1,2"), None, variants)
+    with pytest.raises(StageError, match="the grid sets variants a, b"):
+        sweep.swept_variant(sweep.parse_grid("variants.a.epochs=1,2 variants.b.epochs=1,2"), None, variants)
+    with pytest.raises(StageError, match="variant 'c' is not in params.yaml"):
+        sweep.swept_variant(sweep.parse_grid("train.seed=1,2"), "c", variants)
+
+
+def test_a_share_without_a_git_remote_or_a_dvc_remote_stops_before_queueing_anything(tmp_path):
+    repo = copy_project(tmp_path / "repo")
+    init_git_dvc_repo(repo)
+    command = [sys.executable, "-m", "fmnist.sweep", "run", "--grid", "variants.dropout30.epochs=3,4", "--share", "1/2"]
+    no_git_remote = run(command, repo, check=False)
+    assert no_git_remote.returncode == 1
+    assert "error: finding git remote 'origin' (git remote -v lists them) failed" in no_git_remote.stderr
+    run(["git", "remote", "add", "origin", str(tmp_path / "origin.git")], repo)
+    no_dvc_remote = run(command, repo, check=False)
+    assert no_dvc_remote.returncode == 1 and "error: no default DVC remote: `dvc remote add -d NAME URL`" in (
+        no_dvc_remote.stderr)
+    assert "Queued" not in run(["dvc", "queue", "status"], repo).stdout
 
 
 def metrics(mean, std, n=5):
