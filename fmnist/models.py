@@ -11,9 +11,9 @@ from typing import Iterator
 import keras
 
 from fmnist import backend
-from fmnist.stage import StageError
 from fmnist.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.params import TrainParams, Variant
+from fmnist.stage import StageError
 
 OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,

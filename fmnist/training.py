@@ -62,7 +62,7 @@ def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split,
         model.save_weights(model_dir / WEIGHTS_FILE)
     summary = summarize(spec, history, callbacks)
     summary["seed"] = shared.seed
-    if devices > 1:  # recorded only when distributed, so that a single-device run's file is as it was
+    if shared.distribution != "none":  # only then: a single-device run's file stays as it was
         summary["devices"] = devices
     summary["train_seconds"] = round(train_seconds, 3)
     summary["backend"] = keras.backend.backend()  # what actually ran, not what was asked for
