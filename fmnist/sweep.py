@@ -29,11 +29,9 @@ import copy
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
