@@ -1,11 +1,14 @@
 """What every stage entry point shares: one error type for bad input, reported without a traceback."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
-from typing import Callable, NoReturn
+import threading
+from typing import Callable, Iterator, NoReturn
 
 from fmnist import quiet
 
@@ -33,6 +36,24 @@ def run(main: Callable[[], None]) -> NoReturn:
         sys.stdout.flush()
         os._exit(0)
     sys.exit(code)  # others (the baseline's joblib workers) are shut down by their atexit handlers
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C meanwhile is held until the block is done, then interrupts: for work that must not stop halfway
+    and whose libraries would swallow the KeyboardInterrupt or turn it into an error of their own (DVC's
+    `exp save` stashes and restores the workspace)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 class Child:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from fmnist import atomic, backend, dataset, params, quiet
 from fmnist.params import TrainParams, TuneParams, Variant
 from fmnist.paths import TUNED, TUNING_BEST, TUNING_DIR, TUNING_HISTORY, TUNING_IMPORTANCES, TUNING_TRIALS
-from fmnist.stage import StageError, run
+from fmnist.stage import StageError, interrupts_deferred, run
 
 LIVE_DIR = Path("tuning/trial")  # dvclive's files of the trial being saved as an experiment (then removed)
 STORAGE_ENV = "FMNIST_TUNE_STORAGE"
@@ -146,20 +146,22 @@ class SaveAsExperiment:
         from dvc.exceptions import DvcException
         from dvclive import Live
 
-        with Live(str(LIVE_DIR), dvcyaml=str(LIVE_DIR / "dvc.yaml"), save_dvc_exp=False) as live:
-            live.log_params({**trial.params, "trial": trial.number, "state": trial.state.name.lower()})
-            for key in ("val_accuracy_mean", "val_accuracy_std", "epochs_run_mean"):
-                if trial.user_attrs.get(key) is not None:
-                    live.summary[key] = trial.user_attrs[key]
-        try:
-            self.repo.experiments.save(name=f"{self.study_name}-trial-{trial.number:03d}", force=True,
-                                       include_untracked=[str(LIVE_DIR)],
-                                       message=f"Optuna study {self.study_name}, trial {trial.number}: {trial.state.name}")
-        except DvcException as error:
-            raise StageError(f"trial {trial.number} (kept in the study) could not be saved as a DVC experiment: "
-                             f"{error}") from None
-        finally:
-            shutil.rmtree(LIVE_DIR, ignore_errors=True)  # in the experiment now; the workspace stays as it was
+        # A Ctrl-C here waits for the save: DVC would turn it into a failed save or swallow it mid-stash.
+        with interrupts_deferred():
+            with Live(str(LIVE_DIR), dvcyaml=str(LIVE_DIR / "dvc.yaml"), save_dvc_exp=False) as live:
+                live.log_params({**trial.params, "trial": trial.number, "state": trial.state.name.lower()})
+                for key in ("val_accuracy_mean", "val_accuracy_std", "epochs_run_mean"):
+                    if trial.user_attrs.get(key) is not None:
+                        live.summary[key] = trial.user_attrs[key]
+            try:
+                self.repo.experiments.save(name=f"{self.study_name}-trial-{trial.number:03d}", force=True,
+                                           include_untracked=[str(LIVE_DIR)], message=f"Optuna study "
+                                           f"{self.study_name}, trial {trial.number}: {trial.state.name}")
+            except DvcException as error:
+                raise StageError(f"trial {trial.number} (kept in the study) could not be saved as a DVC experiment: "
+                                 f"{error}") from None
+            finally:
+                shutil.rmtree(LIVE_DIR, ignore_errors=True)  # in the experiment now; the workspace stays as it was
 
 
 def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant], url: str, trials: int,

@@ -149,7 +149,7 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
     wait_for(lambda: training_trials(repo / "tuning/study.db"), timeout=120)
     worker.send_signal(signal.SIGINT)
     _, err = worker.communicate(timeout=60)
-    assert worker.returncode == 130 and "interrupted" in err
+    assert worker.returncode == 130 and "interrupted" in err, err
     resumed = tune(repo, env, "--trials", "5")
     assert "5 of 5" not in resumed.stdout.splitlines()[0] and " of 5 trials finished" in resumed.stdout
     table = trials_table(repo)
@@ -321,3 +321,21 @@ def _study(optuna, url: str):
         return optuna.load_study(study_name="fashion-mnist", storage=url)
     except KeyError:  # not created yet
         return None
+
+
+def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
+    """stage.interrupts_deferred (around each trial's `dvc exp save`): the block finishes, then KeyboardInterrupt."""
+    from fmnist.stage import interrupts_deferred
+
+    handler = signal.getsignal(signal.SIGINT)
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the signal is delivered meanwhile, and held
+            finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is handler
+    with interrupts_deferred():  # no Ctrl-C: nothing raised
+        finished.append(True)
+    assert finished == [True, True]
