@@ -15,6 +15,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from fmnist.stage import interrupts_deferred
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -27,15 +29,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; the output should look like any other file
+    tmp: Path | None = None
     try:
+        # A Ctrl-C while the file is made is raised once `tmp` names it, so that `finally` removes it.
+        with interrupts_deferred():
+            fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+            os.close(fd)
+            tmp = Path(tmp_name)
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; the output should look like any other file
         yield tmp
         os.replace(tmp, final)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -43,9 +49,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; swap it in for ``path`` only if the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    tmp.chmod(0o777 & ~_umask())
+    tmp: Path | None = None
     try:
+        with interrupts_deferred():  # as in atomic_path: a Ctrl-C now must not leave the folder behind
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+        tmp.chmod(0o777 & ~_umask())
         yield tmp
         if final.exists():
             # A folder cannot be renamed over a non-empty one: move the old one aside first.
@@ -56,7 +64,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         else:
             os.replace(tmp, final)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -62,3 +62,28 @@ def test_outputs_get_ordinary_permissions(tmp_path):
         os.umask(previous)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize("kind, maker", [("dir", "mkdtemp"), ("file", "mkstemp")])
+def test_a_ctrl_c_while_the_temporary_is_made_leaves_nothing_behind(tmp_path, monkeypatch, kind, maker):
+    """The signal lands just after the temporary exists, before the caller holds its name: it is still removed."""
+    import os
+    import signal
+    import tempfile
+
+    make = getattr(tempfile, maker)
+
+    def make_then_ctrl_c(*args, **kwargs):
+        made = make(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return made
+
+    monkeypatch.setattr(tempfile, maker, make_then_ctrl_c)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    context = atomic.atomic_dir(tmp_path / "out") if kind == "dir" else atomic.atomic_path(tmp_path / "out" / "old.txt")
+    with pytest.raises(KeyboardInterrupt):
+        with context:
+            raise AssertionError("the block must not start")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["old.txt", "out"]
+    assert (tmp_path / "out" / "old.txt").read_text() == "old"
