@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from fmnist import paths
 from fmnist.spread import Spread, tolerance
-from fmnist.stage import StageError
+from fmnist.stage import StageError, command
 
 SINGLE_SEED_KEYS = ("val_accuracy", "test_accuracy")  # the chapter seed's own values, beside the means
 
@@ -49,11 +48,7 @@ class Tolerances:
 
 def _dvc(*args: str) -> str:
     """Run `dvc <args>` from this environment; a DVC error becomes a StageError with DVC's message."""
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        message = (result.stderr.strip() or result.stdout.strip()).splitlines()
-        raise StageError(f"`dvc {' '.join(args)}` failed: {message[-1] if message else f'exit {result.returncode}'}")
-    return result.stdout
+    return command([sys.executable, "-m", "dvc", *args], f"`dvc {' '.join(args)}`")
 
 
 def _metric_name(path: str, key: str) -> str:

@@ -38,6 +38,16 @@ def run(main: Callable[[], None]) -> NoReturn:
     sys.exit(code)  # others (the baseline's joblib workers) are shut down by their atexit handlers
 
 
+def command(args: list[str], what: str) -> str:
+    """Run a command (git, dvc) and return its standard output; if it fails, a StageError
+    '<what> failed: <the last line it said>'."""
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        raise StageError(f"{what} failed: {said[-1] if said else f'exit {result.returncode}'}")
+    return result.stdout
+
+
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """Ctrl-C meanwhile is held until the block is done, then interrupts: for work that must not stop halfway

@@ -41,7 +41,7 @@ from fmnist import atomic, params, spread
 from fmnist.paths import details_file, metrics_file
 from fmnist.report import mean_std
 from fmnist.results import val_accuracy_spread
-from fmnist.stage import StageError, run
+from fmnist.stage import StageError, command, run
 
 SWEEPS_DIR = Path("reports/sweeps")  # <sweep>.md and <sweep>.json, written by collect
 SWEEP_NAME = r"^[a-z][a-z0-9_-]{0,47}$"  # an experiment name prefix: also a valid git ref component
@@ -158,23 +158,14 @@ def swept_variant(grid: list[tuple[str, list[str]]], chosen: str | None, variant
 
 # --- git and DVC ------------------------------------------------------------------------------------------
 
-def _run(args: list[str], what: str, capture: bool = True) -> str:
-    result = subprocess.run(args, capture_output=capture, text=True)
-    if result.returncode != 0:
-        said = (result.stderr or result.stdout or "").strip().splitlines() if capture else []
-        raise StageError(f"{what} failed ({' '.join(args[:3])} ... exited {result.returncode})"
-                         + (f": {said[-1]}" if said else ""))
-    return result.stdout if capture else ""
-
-
 def exp_refs(where: str | None, names: set[str]) -> dict[str, list[tuple[str, str]]]:
     """{name: [(ref, commit), ...]} of the experiments called one of `names`, in this repo (where=None) or
     on git remote `where`."""
     if where is None:
-        lines = _run(["git", "for-each-ref", "--format=%(refname) %(objectname)", EXP_REFS], "listing experiments")
+        lines = command(["git", "for-each-ref", "--format=%(refname) %(objectname)", EXP_REFS], "listing experiments")
         pairs = [line.split() for line in lines.splitlines()]
     else:
-        lines = _run(["git", "ls-remote", where, f"{EXP_REFS}/*"], f"listing the experiments on git remote {where}")
+        lines = command(["git", "ls-remote", where, f"{EXP_REFS}/*"], f"listing the experiments on git remote {where}")
         pairs = [line.split()[::-1] for line in lines.splitlines()]
     found: dict[str, list[tuple[str, str]]] = {}
     for ref, commit in pairs:
@@ -185,7 +176,7 @@ def exp_refs(where: str | None, names: set[str]) -> dict[str, list[tuple[str, st
 
 
 def check_remotes(git_remote: str) -> None:
-    _run(["git", "remote", "get-url", git_remote], f"finding git remote '{git_remote}' (git remote -v lists them)")
+    command(["git", "remote", "get-url", git_remote], f"finding git remote '{git_remote}' (git remote -v lists them)")
     default = subprocess.run(["dvc", "remote", "default"], capture_output=True, text=True)  # exits 1 when none
     if default.returncode != 0 or not default.stdout.strip():
         raise StageError("no default DVC remote: `dvc remote add -d NAME URL` (the README's 'Growing past one "
@@ -198,17 +189,17 @@ def run_share(points: list[Point], share: tuple[int, int], jobs: int, git_remote
     names = {point.name for point in mine}
     if git_remote:
         check_remotes(git_remote)
-    queued = _run(["dvc", "queue", "status"], "reading the experiment queue")
+    queued = command(["dvc", "queue", "status"], "reading the experiment queue")
     if re.search(r"\bQueued\b", queued):
         raise StageError("the experiment queue already holds queued experiments, which this sweep would run too: "
                          "run them (dvc queue start) or drop them (dvc queue remove --queued) first")
     # A share run again replaces its points: drop their old experiments (of any baseline) here first.
     for ref, _ in sum(exp_refs(None, names).values(), []):
-        _run(["git", "update-ref", "-d", ref], f"removing the old experiment {ref}")
+        command(["git", "update-ref", "-d", ref], f"removing the old experiment {ref}")
     print(f"share {share[0]}/{share[1]}: {len(mine)} of {len(points)} points, {jobs} at a time", flush=True)
     for point in mine:
         print(f"  queue {point.name}: {point.describe()}", flush=True)
-        _run(["dvc", "exp", "run", "--queue", "--name", point.name, *point.set_args()], f"queueing {point.name}")
+        command(["dvc", "exp", "run", "--queue", "--name", point.name, *point.set_args()], f"queueing {point.name}")
     # Runs the queue `jobs` at a time and returns when it is empty; a failed experiment does not stop the others.
     subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)])
     done = exp_refs(None, names)
@@ -220,9 +211,8 @@ def run_share(points: list[Point], share: tuple[int, int], jobs: int, git_remote
         stale = [ref for name, found in exp_refs(git_remote, set(finished)).items() for ref, _ in found
                  if ref != head[name]]
         if stale:
-            _run(["git", "push", "--quiet", git_remote, *[f":{ref}" for ref in stale]], "deleting replaced points")
-        _run(["dvc", "exp", "push", "--force", git_remote, *finished], f"pushing the experiments to {git_remote}",
-             capture=False)
+            command(["git", "push", "--quiet", git_remote, *[f":{ref}" for ref in stale]], "deleting replaced points")
+        command(["dvc", "exp", "push", "--force", git_remote, *finished], f"pushing the experiments to {git_remote}")
         print(f"pushed {len(finished)} point(s) to git remote {git_remote} and the DVC remote", flush=True)
     return failed
 
@@ -235,13 +225,13 @@ def pull_points(points: list[Point], git_remote: str) -> dict[str, str]:
         raise StageError(f"git remote {git_remote} holds {', '.join(sorted(ambiguous))} from more than one "
                          "baseline commit; run those shares again (a rerun replaces its points)")
     if remote:
-        _run(["dvc", "exp", "pull", "--force", git_remote, *sorted(remote)], f"pulling the experiments from {git_remote}")
+        command(["dvc", "exp", "pull", "--force", git_remote, *sorted(remote)], f"pulling the experiments from {git_remote}")
     print(f"pulled {len(remote)} of {len(points)} point(s) from git remote {git_remote} and the DVC remote", flush=True)
     return {name: found[0][1] for name, found in remote.items()}
 
 
 def read_at(commit: str, path: str) -> str:
-    return _run(["git", "show", f"{commit}:{path}"], f"reading {path} of experiment {commit[:7]}")
+    return command(["git", "show", f"{commit}:{path}"], f"reading {path} of experiment {commit[:7]}")
 
 
 # --- the table --------------------------------------------------------------------------------------------
@@ -249,7 +239,7 @@ def read_at(commit: str, path: str) -> str:
 def point_result(point: Point, commit: str, variant: str) -> dict:
     metrics = json.loads(read_at(commit, metrics_file(variant).as_posix()))
     seeds = json.loads(read_at(commit, details_file(variant).as_posix())).get("spread", {}).get("val_accuracy", {})
-    baseline = _run(["git", "rev-parse", f"{commit}^"], "finding an experiment's baseline").strip()
+    baseline = command(["git", "rev-parse", f"{commit}^"], "finding an experiment's baseline").strip()
     return {"point": point.index, "experiment": point.name, "share": point.share, "commit": commit,
             "baseline": baseline, "settings": dict(point.settings), "metrics": metrics,
             "val_accuracy_min": seeds.get("min"), "val_accuracy_max": seeds.get("max")}

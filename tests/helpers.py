@@ -1,6 +1,7 @@
 """Helpers for tests that run stages and DVC the way a user does: as processes, in a copy of the repo."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,3 +69,21 @@ def init_git_dvc_repo(repo: Path) -> None:
     """A git repo on branch main with everything committed (the project copy already holds .dvc/)."""
     run(["git", "init", "-q", "-b", "main"], repo)
     commit_all(repo, "init")
+
+
+def experiments_shown(repo: Path, env: dict, *flags: str) -> list[dict]:
+    """Each experiment `dvc exp show --json [flags]` lists, as {name, params, metrics, error}: params and
+    metrics as {file: its values}. (DVC leaves out metrics whose value is null.)"""
+    shown = json.loads(run(["dvc", "exp", "show", "--json", *flags], repo, env).stdout)
+    found = []
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment["revs"]:
+                data = rev.get("data") or {}
+                found.append({
+                    "name": rev.get("name") or experiment.get("name"),
+                    "params": {path: entry.get("data", {}) for path, entry in data.get("params", {}).items()},
+                    "metrics": {path: entry.get("data", {}) for path, entry in data.get("metrics", {}).items()},
+                    "error": rev.get("error"),
+                })
+    return found

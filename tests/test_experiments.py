@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import copy_pipeline
-from tests.helpers import commit_all, run
+from tests.helpers import commit_all, experiments_shown, run
 from tests.test_train_pipeline import ran_stages, result_files
 
 
@@ -39,17 +39,8 @@ def metrics_of(repo, name):
 
 
 def experiments(repo, env) -> list[dict]:
-    """Each experiment of `dvc exp show --json` as {name, params, metrics} (params.yaml, reports/metrics)."""
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
-    found = []
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            for rev in experiment["revs"]:
-                data = rev.get("data") or {}
-                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                metrics = {path: entry.get("data", {}) for path, entry in data.get("metrics", {}).items()}
-                found.append({"name": rev.get("name"), "params": params, "metrics": metrics, "error": rev.get("error")})
-    return found
+    """Each experiment as {name, params (of params.yaml), metrics (per file), error}."""
+    return [{**shown, "params": shown["params"].get("params.yaml", {})} for shown in experiments_shown(repo, env)]
 
 
 def test_exp_run_set_param_reruns_only_what_it_affects(repo):

@@ -16,7 +16,7 @@ import yaml
 from fmnist import params, sweep
 from fmnist.stage import StageError
 from tests.conftest import REPO_ROOT, copy_pipeline
-from tests.helpers import commit_all, copy_project, init_git_dvc_repo, run
+from tests.helpers import commit_all, copy_project, experiments_shown, init_git_dvc_repo, run
 from tests.test_train_pipeline import ran_stages
 
 GRID = "variants.tiny_stopping.hidden.0.dropout=0.1,0.2,0.4,0.5"
@@ -176,17 +176,10 @@ def without_nulls(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if value is not None}  # dvc exp show leaves them out
 
 
-def experiments_shown(machine, env) -> dict[str, dict]:
+def metrics_shown(machine, env) -> dict[str, dict]:
     """{experiment name: tiny_stopping's metrics} as `dvc exp show --json -A` reports them."""
-    shown = json.loads(run(["dvc", "exp", "show", "--json", "-A"], machine, env).stdout)
-    found = {}
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            for rev in experiment["revs"]:
-                data = (rev.get("data") or {}).get("metrics", {}).get("reports/metrics/tiny_stopping.json", {})
-                if rev.get("name"):
-                    found[rev["name"]] = data.get("data", {})
-    return found
+    return {shown["name"]: shown["metrics"].get("reports/metrics/tiny_stopping.json", {})
+            for shown in experiments_shown(machine, env, "-A") if shown["name"]}
 
 
 def test_three_machines_run_their_shares_and_a_fourth_collects_every_point(machines):
@@ -218,7 +211,7 @@ def test_three_machines_run_their_shares_and_a_fourth_collects_every_point(machi
     assert [row["point"] for row in table["rows"]] == [1, 2, 4] and table["missing"] == [3]
 
     # Every collected point: its own dropout, its metrics as `dvc exp show` has them.
-    shown = experiments_shown(collector, env)
+    shown = metrics_shown(collector, env)
     for row in table["rows"]:
         assert without_nulls(row["metrics"]) == shown[row["experiment"]]
         experiment_params = yaml.safe_load(run(["git", "show", f"{row['commit']}:params.yaml"], collector, env).stdout)
@@ -249,7 +242,7 @@ def test_three_machines_run_their_shares_and_a_fourth_collects_every_point(machi
     complete = run(sweep_cmd("collect", "--shares", "3"), collector, env)
     table = json.loads((collector / "reports/sweeps/drop.json").read_text())
     assert [row["point"] for row in table["rows"]] == [1, 2, 3, 4] and table["missing"] == []
-    shown = experiments_shown(collector, env)
+    shown = metrics_shown(collector, env)
     assert all(without_nulls(row["metrics"]) == shown[row["experiment"]] for row in table["rows"])
     markdown = (collector / "reports/sweeps/drop.md").read_text()
     assert markdown.startswith(f"# Sweep drop\n\n`{GRID}`\n\n") and markdown.split("\n\n", 2)[2] in complete.stdout

@@ -22,7 +22,7 @@ import yaml
 from fmnist import params, paths
 from fmnist.params import ParamsError
 from tests.conftest import REPO_ROOT, copy_pipeline
-from tests.helpers import commit_all, edit_params, run
+from tests.helpers import commit_all, edit_params, experiments_shown, run
 
 TINY_SPACE = {
     "base": "tiny_relu", "trials": 3, "seeds": 2, "sampler_seed": 7, "patience": 1,
@@ -104,16 +104,9 @@ def trials_table(repo: Path) -> list[dict]:
 
 def experiments(repo: Path, env: dict) -> dict[str, dict]:
     """name -> {params of the trial, metrics} of every DVC experiment in the repo."""
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
-    found = {}
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            data = experiment["revs"][0]["data"]
-            found[experiment["name"]] = {
-                "params": data["params"].get("tuning/trial/params.yaml", {}).get("data", {}),
-                "metrics": data["metrics"].get("tuning/trial/metrics.json", {}).get("data", {}),
-            }
-    return found
+    return {shown["name"]: {"params": shown["params"].get("tuning/trial/params.yaml", {}),
+                            "metrics": shown["metrics"].get("tuning/trial/metrics.json", {})}
+            for shown in experiments_shown(repo, env)}
 
 
 def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, tmp_path):
