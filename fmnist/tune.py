@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from fmnist import atomic, backend, dataset, params, quiet
 from fmnist.params import TrainParams, TuneParams, Variant
 from fmnist.paths import TUNED, TUNING_BEST, TUNING_DIR, TUNING_HISTORY, TUNING_IMPORTANCES, TUNING_TRIALS
-from fmnist.stage import StageError, interrupts_deferred, run
+from fmnist.stage import StageError, interrupts_allowed, interrupts_deferred, run
 
 LIVE_DIR = Path("tuning/trial")  # dvclive's files of the trial being saved as an experiment (then removed)
 STORAGE_ENV = "FMNIST_TUNE_STORAGE"
@@ -146,22 +146,20 @@ class SaveAsExperiment:
         from dvc.exceptions import DvcException
         from dvclive import Live
 
-        # A Ctrl-C here waits for the save: DVC would turn it into a failed save or swallow it mid-stash.
-        with interrupts_deferred():
-            with Live(str(LIVE_DIR), dvcyaml=str(LIVE_DIR / "dvc.yaml"), save_dvc_exp=False) as live:
-                live.log_params({**trial.params, "trial": trial.number, "state": trial.state.name.lower()})
-                for key in ("val_accuracy_mean", "val_accuracy_std", "epochs_run_mean"):
-                    if trial.user_attrs.get(key) is not None:
-                        live.summary[key] = trial.user_attrs[key]
-            try:
-                self.repo.experiments.save(name=f"{self.study_name}-trial-{trial.number:03d}", force=True,
-                                           include_untracked=[str(LIVE_DIR)], message=f"Optuna study "
-                                           f"{self.study_name}, trial {trial.number}: {trial.state.name}")
-            except DvcException as error:
-                raise StageError(f"trial {trial.number} (kept in the study) could not be saved as a DVC experiment: "
-                                 f"{error}") from None
-            finally:
-                shutil.rmtree(LIVE_DIR, ignore_errors=True)  # in the experiment now; the workspace stays as it was
+        with Live(str(LIVE_DIR), dvcyaml=str(LIVE_DIR / "dvc.yaml"), save_dvc_exp=False) as live:
+            live.log_params({**trial.params, "trial": trial.number, "state": trial.state.name.lower()})
+            for key in ("val_accuracy_mean", "val_accuracy_std", "epochs_run_mean"):
+                if trial.user_attrs.get(key) is not None:
+                    live.summary[key] = trial.user_attrs[key]
+        try:
+            self.repo.experiments.save(name=f"{self.study_name}-trial-{trial.number:03d}", force=True,
+                                       include_untracked=[str(LIVE_DIR)],
+                                       message=f"Optuna study {self.study_name}, trial {trial.number}: {trial.state.name}")
+        except DvcException as error:
+            raise StageError(f"trial {trial.number} (kept in the study) could not be saved as a DVC experiment: "
+                             f"{error}") from None
+        finally:
+            shutil.rmtree(LIVE_DIR, ignore_errors=True)  # in the experiment now; the workspace stays as it was
 
 
 def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant], url: str, trials: int,
@@ -194,6 +192,10 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
     worker = worker_name()
 
     def objective(trial) -> float:
+        with interrupts_allowed():  # Ctrl-C while training: Optuna marks the trial failed and re-raises
+            return train_trial(trial)
+
+    def train_trial(trial) -> float:
         trial.set_user_attr("worker", worker)
         spec = trial_variant(base, suggest(trial, tune), tune.patience)
 
@@ -224,7 +226,10 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
         callbacks = [optuna.study.MaxTrialsCallback(trials, states=finished), on_pruned]
         if save_experiments:
             callbacks.append(SaveAsExperiment(tune.study))
-        study.optimize(objective, callbacks=callbacks, catch=(), gc_after_trial=True)
+        # Ctrl-C is held outside the training: Optuna's bookkeeping of a trial's end and the experiment save
+        # must not stop halfway (a KeyboardInterrupt there was swallowed or turned into another error).
+        with interrupts_deferred():
+            study.optimize(objective, callbacks=callbacks, catch=(), gc_after_trial=True)
     return study
 
 

@@ -332,3 +332,29 @@ def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
     with interrupts_deferred():  # no Ctrl-C: nothing raised
         finished.append(True)
     assert finished == [True, True]
+
+
+def test_ctrl_c_interrupts_at_once_only_where_allowed_inside_a_deferred_block():
+    """The study: held everywhere (Optuna's bookkeeping, the save, an atomic write nested inside) but training."""
+    from fmnist.stage import interrupts_allowed, interrupts_deferred
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            with interrupts_allowed():
+                reached.append("training")
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+                reached.append("after the signal, while training")  # never: it interrupts at once
+    assert reached == ["training"]
+    # Held outside the allowed part, also across a nested deferral; raised at the next allowed part's start.
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+            with interrupts_deferred():  # an atomic write's: the outer block holds, the inner raises nothing
+                reached.append("nested")
+            with interrupts_allowed():
+                reached.append("next training")  # never
+    assert reached == ["training", "nested"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
