@@ -10,26 +10,45 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 # Quiet TensorFlow's C++ start-up banner; errors still print.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Values a user (or a workflow's dispatch input) passes, e.g. `make sweep GRID='...'`, reach the recipes as
+# environment variables, byte for byte, and are quoted there ("$$GRID"): never pasted into a shell line, where
+# quotes, ';', $( ) or backticks in them would run as commands. `$(value ...)` keeps make itself from expanding
+# a '$' in them. The *_ARGS ones hold several options: split on spaces (globbing off, `set -f`), nothing else.
+SHARE ?= 1/1
+USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARGS
+$(foreach name,$(USER_VALUES),$(eval override $(name) := $$(value $(name))))
+export $(USER_VALUES)
 
-.PHONY: repro test gate tune tune-promote sweep sweep-collect venv lock bench clean-venv
+.PHONY: repro reproduce test test-latest mutation gate tune tune-promote sweep sweep-collect venv lock bench clean-venv
 
 # params.yaml is checked whole first: DVC would start stages before the one with a bad value rejects it.
 repro: $(STAMP)
-	python -m fmnist.params
+	python -m fmnist.schema
 	dvc repro
 
+# PYTEST_ARGS goes through pytest's own PYTEST_ADDOPTS, which splits it as a shell would (-k 'a and b') but runs nothing.
 test: $(STAMP)
-	python -m pytest $(PYTEST_ARGS)
+	PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest
 
 # The metric gate: params.yaml `gates` minimums and max drop against `gates.reference` (main).
 # Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".
 gate: $(STAMP)
-	python -m stages.gate $(GATE_ARGS)
+	set -f; python -m stages.gate $$GATE_ARGS
+
+# A full reproduction, as CI checks it: every stage runs (--force: also those whose outputs are all in git, which
+# DVC would skip as up to date), each one that completes is logged, then this run's means must match HEAD's
+# within their spread, and every stage whose metrics are compared must be in the log.
+RUN_LOG := .dvc/tmp/stages-run.log
+reproduce: $(STAMP)
+	python -m fmnist.schema
+	rm -f $(RUN_LOG)
+	FMNIST_RUN_LOG="$(abspath $(RUN_LOG))" dvc repro --force
+	python -m stages.gate --reproduces HEAD --ran $(RUN_LOG)
 
 # The Optuna study of params.yaml `tune` (each trial a DVC experiment); TUNE_ARGS e.g. "--storage URL --trials N".
 tune: $(STAMP)
-	python -m fmnist.params
-	python -m fmnist.tune $(TUNE_ARGS)
+	python -m fmnist.schema
+	set -f; python -m fmnist.tune $$TUNE_ARGS
 
 # The study's best trial becomes the variant `tuned` in params.yaml; `make repro` then trains and reports it.
 tune-promote: $(STAMP)
@@ -40,15 +59,32 @@ tune-promote: $(STAMP)
 #   make sweep GRID='variants.dropout30.hidden.0.dropout=0.1,0.2,0.3,0.5' SHARE=2/4
 #   make sweep-collect GRID='...' SHARES=4
 # SWEEP names the experiments (default: sweep- and a hash of the grid); SWEEP_ARGS passes more options.
-SHARE ?= 1/1
-sweep_name = $(if $(SWEEP),--name "$(SWEEP)")
-
 sweep: $(STAMP)
-	python -m fmnist.params
-	python -m fmnist.sweep run --grid "$(GRID)" --share "$(SHARE)" $(sweep_name) $(SWEEP_ARGS)
+	python -m fmnist.schema
+	set -f; python -m fmnist.sweep run --grid "$$GRID" --share "$$SHARE" $${SWEEP:+--name "$$SWEEP"} $$SWEEP_ARGS
 
 sweep-collect: $(STAMP)
-	python -m fmnist.sweep collect --grid "$(GRID)" $(if $(SHARES),--shares "$(SHARES)") $(sweep_name) $(SWEEP_ARGS)
+	set -f; python -m fmnist.sweep collect --grid "$$GRID" $${SHARES:+--shares "$$SHARES"} $${SWEEP:+--name "$$SWEEP"} $$SWEEP_ARGS
+
+# Mutation testing of the statistics that decide pass or fail (pyproject.toml [tool.mutmut]): a developer tool,
+# installed on demand, not part of the lock.
+MUTMUT_VERSION := 3.8.1
+mutation: $(STAMP)
+	python -m pip install --quiet --disable-pip-version-check mutmut==$(MUTMUT_VERSION)
+	rm -rf mutants
+	mutmut run
+	mutmut results
+
+# The tests against the newest releases of requirements.in's packages, unpinned, in .venv-latest (the scheduled
+# workflow .github/workflows/latest.yml): an upgrade's breakage shows here before users meet it. Prints what
+# differs from the lock first.
+test-latest:
+	rm -rf .venv-latest && $(PYTHON) -m venv .venv-latest
+	sed -E 's/[=<>!~]=[^ ;#]*//; s/[[:space:]]*#.*//' requirements.in | grep -v '^$$' > .venv-latest/requirements-latest.txt
+	.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check -r .venv-latest/requirements-latest.txt
+	.venv-latest/bin/python -m pip freeze > .venv-latest/freeze.txt
+	@echo "newer than the lock (requirements.txt):"; grep -vxF -f requirements.txt .venv-latest/freeze.txt || echo "  nothing"
+	PATH="$(abspath .venv-latest)/bin:$$PATH" PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest
 
 venv: $(STAMP)
 

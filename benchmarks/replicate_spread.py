@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from fmnist.schema.training import TrainParams, VariantsParams
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = ["softmax", "relu100", "relu100_adam", "dropout30_saved"]
@@ -35,8 +36,8 @@ def measure(backend_name: str, names: list[str], seeds: list[int]) -> dict:
     from fmnist import models, replicates
 
     train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
-    shared = params.load("train").model_copy(update={"backend": backend_name})
-    variants = params.load("variants").root
+    shared = params.load(TrainParams).model_copy(update={"backend": backend_name})
+    variants = params.load(VariantsParams).root
     results = {}
     # Stacked first, as the train stage's child process runs them: before anything turns TensorFlow's op
     # determinism on (the one-by-one runs do), which would keep the stack off XLA.

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import machine  # benchmarks/machine.py, beside this script
+from fmnist.schema.training import TrainParams, VariantsParams
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +44,8 @@ def measure(style: str, backend_name: str, epochs: int) -> dict:
     from fmnist import models
 
     train, val = dataset.load_prepared("train"), dataset.load_prepared("val")
-    spec = params.load("variants").root["relu100"]
-    shared = params.load("train").model_copy(update={"backend": backend_name})
+    spec = params.load(VariantsParams).root["relu100"]
+    shared = params.load(TrainParams).model_copy(update={"backend": backend_name})
     models.seed_everything(shared.seed)
     if style == "chapter":
         x = train.x.astype(np.float64)  # the chapter's train_input / 255.0 is float64

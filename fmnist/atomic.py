@@ -8,12 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
-
-import numpy as np
 
 from fmnist.stage import interrupts_deferred
 
@@ -44,30 +41,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; swap it in for ``path`` only if the block succeeds."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp: Path | None = None
-    try:
-        with interrupts_deferred():  # as in atomic_path: a Ctrl-C now must not leave the folder behind
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-        tmp.chmod(0o777 & ~_umask())
-        yield tmp
-        if final.exists():
-            # A folder cannot be renamed over a non-empty one: move the old one aside first.
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -77,13 +50,10 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def json_text(obj: Any) -> str:
     """Stable JSON (sorted keys, fixed indent) so identical results give identical bytes."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Uncompressed .npz of plain arrays (readable with ``np.load(..., allow_pickle=False)``)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:  # a handle stops numpy from appending '.npz' to the name
-            np.savez(handle, **arrays)
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json_text(obj))

@@ -1,11 +1,10 @@
 """Choosing the Keras backend, which has to happen before anything imports keras, and importing it lean."""
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import Iterator
 
+from fmnist import compat
 from fmnist.stage import StageError
 
 # Packages Keras and TensorFlow import at start-up only to offer integrations this project never uses
@@ -15,20 +14,6 @@ from fmnist.stage import StageError
 # as usual. JAX and SciPy are hidden only from TensorFlow.
 OPTIONAL_EXTRAS = {"tensorflow": ("sklearn", "matplotlib", "pandas", "jax", "scipy"),
                    "jax": ("sklearn", "matplotlib", "pandas")}
-
-
-@contextlib.contextmanager
-def hidden(packages: tuple[str, ...]) -> Iterator[None]:
-    """`import X` of any of ``packages`` raises ImportError meanwhile (unless X was imported already)."""
-    newly_hidden = [name for name in packages if name not in sys.modules]
-    for name in newly_hidden:
-        sys.modules[name] = None  # the import system's own "not available" marker
-    try:
-        yield
-    finally:
-        for name in newly_hidden:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
 
 
 def requested() -> str:
@@ -46,5 +31,5 @@ def use(backend: str) -> None:
     os.environ["KERAS_BACKEND"] = backend
     # Quiet TensorFlow's logging once absl is up (errors still print) unless the user asked otherwise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with hidden(OPTIONAL_EXTRAS.get(backend, ())):
+    with compat.modules_hidden(OPTIONAL_EXTRAS.get(backend, ())):
         import keras  # noqa: F401

@@ -11,7 +11,8 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.model_selection import cross_validate
 
 from fmnist import spread
-from fmnist.params import BaselineParams
+from fmnist.schema.baseline import BaselineParams
+
 
 
 def make_classifier(p: BaselineParams) -> SGDClassifier:

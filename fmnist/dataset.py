@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist import atomic, idx
+from fmnist import idx
 from fmnist.paths import PREPARED_DIR, RAW_DIR
 from fmnist.stage import StageError
 
@@ -54,11 +54,11 @@ def split_train_val(images: np.ndarray, labels: np.ndarray, test_size: float, ra
     return Split(x_train, y_train), Split(x_val, y_val)
 
 
-def save_prepared(splits: dict[str, Split], prepared_dir: str | os.PathLike = PREPARED_DIR) -> None:
-    """Write all splits as one unit: the folder appears complete or not at all."""
-    with atomic.atomic_dir(prepared_dir) as tmp:
-        for name, split in splits.items():
-            atomic.save_npz(tmp / f"{name}.npz", x=split.x, y=split.y)
+def save_prepared(splits: dict[str, Split], folder: Path) -> None:
+    """Write each split as <folder>/<name>.npz (the prepare stage's transaction makes the folder PREPARED_DIR)."""
+    for name, split in splits.items():
+        with open(folder / f"{name}.npz", "wb") as handle:  # a handle stops numpy from appending '.npz'
+            np.savez(handle, x=split.x, y=split.y)
 
 
 def load_prepared(name: str, prepared_dir: str | os.PathLike = PREPARED_DIR) -> Split:

@@ -13,9 +13,10 @@ import numpy as np
 
 from fmnist import models, spread
 from fmnist.dataset import CLASS_NAMES, Split
-from fmnist.params import Variant
+
 from fmnist.stage import StageError
 from fmnist.paths import CHECKPOINT_FILE, MODEL_FILE, REPLICATES_FILE, SUMMARY_FILE, WEIGHTS_FILE
+from fmnist.schema.training import Variant
 
 
 def _missing_or_corrupt(path: Path, name: str, error: Exception | None = None) -> StageError:

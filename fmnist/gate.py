@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmnist import paths
+from fmnist.paths import BASELINE
 from fmnist.spread import Spread, tolerance
 from fmnist.stage import StageError, command
 
@@ -65,7 +66,11 @@ def _flatten(prefix: str, value, out: dict) -> None:
 
 def current_metrics() -> dict[str, object]:
     """`<file>.<key>` -> value for every metric `dvc metrics show` lists in the workspace."""
-    shown = json.loads(_dvc("metrics", "show", "--json"))
+    return metrics_shown(json.loads(_dvc("metrics", "show", "--json")))
+
+
+def metrics_shown(shown: dict) -> dict[str, object]:
+    """`<file>.<key>` -> value from `dvc metrics show --json`; a file DVC could not read is a StageError."""
     metrics: dict[str, object] = {}
     for revision in shown.values():
         for path, entry in revision.get("data", {}).items():
@@ -79,7 +84,11 @@ def current_metrics() -> dict[str, object]:
 
 def metrics_at(ref: str) -> dict[str, object]:
     """`<file>.<key>` -> value at git `ref` (None where the ref has no such metric)."""
-    diff = json.loads(_dvc("metrics", "diff", ref, "--all", "--json"))
+    return metrics_before(json.loads(_dvc("metrics", "diff", ref, "--all", "--json")))
+
+
+def metrics_before(diff: dict) -> dict[str, object]:
+    """`<file>.<key>` -> the old side of `dvc metrics diff --all --json` (None where the ref had no such metric)."""
     return {_metric_name(path, key): change.get("old") for path, keys in diff.items() for key, change in keys.items()}
 
 
@@ -111,17 +120,49 @@ def check_minimums(minimum: dict[str, float], current: dict[str, object]) -> lis
     return checks
 
 
+def derived_minimum(spread: Spread, k: float, margin: float) -> float:
+    """The rule params.yaml's minimums follow: max(margin, k * std / sqrt(n)) below the mean, rounded down to
+    3 decimals (just `margin` below it when there is no spread)."""
+    below = margin if not spread.estimable else max(margin, k * spread.std / math.sqrt(spread.n))
+    return math.floor((spread.mean - below) * 1000 + 1e-9) / 1000
+
+
+GATED_KEY = {BASELINE: "cv_accuracy"}  # the key a new minimum is suggested for; a variant's: val_accuracy_mean
+
+
+def check_coverage(gated: list[str], minimum: dict[str, float], current: dict[str, object], k: float,
+                   margin: float) -> list[Check]:
+    """Every name in `gated` (the baseline and each variant of params.yaml) must have a minimum in gates.minimum:
+    a variant added without one would otherwise pass every gate unseen. The failure suggests the line to add,
+    derived by the rule from the current metrics when there are any."""
+    covered = {metric.partition(".")[0] for metric in minimum}
+    checks = []
+    for name in gated:
+        if name in covered:
+            continue
+        metric = f"{name}.{GATED_KEY.get(name, 'val_accuracy_mean')}"
+        spread = spread_of(metric, current)
+        hint = (f"add `{metric}: {derived_minimum(spread, k, margin)}` (max({margin}, {k:g} std/sqrt(n)) below "
+                f"its mean {spread.mean:.4f})" if spread else f"add a `{metric}:` minimum once {paths.metrics_file(name)} exists")
+        checks.append(Check(metric, spread.mean if spread else None, "minimum", "no minimum", False,
+                            f"no minimum in params.yaml gates.minimum, so nothing gates it: {hint}", spread))
+    return checks
+
+
 def spread_of(metric: str, metrics: dict[str, object]) -> Spread | None:
-    """The metric's value as a Spread: its `<key>_std` sibling (key without `_mean`) and the file's count,
-    `seeds` (variants) or `cv_folds` (the baseline). None if the value is not a number."""
+    """The metric's value as a Spread: a mean (`<x>_mean`, or the baseline's `cv_accuracy`) with its `<x>_std`
+    sibling and the file's count, `seeds` (variants) or `cv_folds` (the baseline); any other value (one seed's,
+    the baseline's single fit) as n=1 with no spread. None if the value is not a number."""
     value = metrics.get(metric)
     if not _is_number(value):
         return None
     stem, _, key = metric.partition(".")
-    std = metrics.get(f"{stem}.{key.removesuffix('_mean')}_std")
+    base = key.removesuffix("_mean")
+    one_seed = base == key and f"{stem}.{key}_mean" in metrics  # one seed's value, beside the mean across seeds
+    std = None if one_seed else metrics.get(f"{stem}.{base}_std")
     count = metrics.get(f"{stem}.seeds", metrics.get(f"{stem}.cv_folds", 1))
-    n = int(count) if _is_number(count) and count >= 1 else 1
-    return Spread(float(value), float(std) if _is_number(std) and n >= 2 else None, n)
+    n = int(count) if _is_number(count) and count >= 1 and _is_number(std) else 1
+    return Spread(float(value), float(std) if n >= 2 else None, n)
 
 
 def _allowed(now: Spread, then: Spread, tolerances: Tolerances) -> tuple[float, str]:
@@ -210,6 +251,24 @@ def check_reproduced(current: dict[str, object], reference: dict[str, object], r
         if reference.get(metric) != current.get(metric):
             notes.append(f"{metric}: {reference.get(metric)!r} at {ref} -> {current.get(metric)!r} now")
     return checks, notes, warnings
+
+
+def read_run_log(path: Path) -> list[str]:
+    """The stages a run executed, in order, from the file stages append to ($FMNIST_RUN_LOG)."""
+    try:
+        return [line for line in path.read_text(encoding="utf-8").split() if line]
+    except FileNotFoundError:
+        raise StageError(f"{path}: not found: no stage of this run completed (was $FMNIST_RUN_LOG set for it?)") from None
+
+
+def check_ran(checks: list[Check], ran: list[str], log: Path) -> list[Check]:
+    """A reproduction compares a stage's metrics only if the stage ran: else it would compare a committed file
+    with itself (DVC skips a stage whose outputs are all in git and unchanged)."""
+    compared = sorted({check.metric.partition(".")[0] for check in checks})
+    return [Check(f"{name}.*", None, "reproduce", "not run", False,
+                  f"stage {paths.stage_for(name)} did not run in this reproduction (not in {log}), so its metrics "
+                  "would be compared with themselves: run it (dvc repro --force)")
+            for name in compared if paths.stage_for(name) not in ran]
 
 
 def _short(value) -> str:

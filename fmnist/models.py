@@ -10,10 +10,11 @@ from typing import Iterator
 
 import keras
 
-from fmnist import backend
+from fmnist import compat
 from fmnist.idx import IMAGE_SHAPE, NUM_CLASSES
-from fmnist.params import TrainParams, Variant
+
 from fmnist.stage import StageError
+from fmnist.schema.training import TrainParams, Variant
 
 OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
@@ -66,7 +67,7 @@ def set_seeds(seed: int) -> None:
     if keras.backend.backend() == "tensorflow":
         keras.utils.set_random_seed(seed)
         return
-    with backend.hidden(("tensorflow",)):
+    with compat.modules_hidden(("tensorflow",)):
         keras.utils.set_random_seed(seed)
 
 
@@ -85,10 +86,7 @@ def end_op_determinism() -> None:
     model scores the same whether or not it was trained in the same process. seed_everything turns it on
     again for the next training."""
     if keras.backend.backend() == "tensorflow":
-        # The public API (tf.config.experimental) only enables it; TensorFlow's own tests switch it off here.
-        from tensorflow.python.framework.config import disable_op_determinism
-
-        disable_op_determinism()
+        compat.disable_tf_op_determinism()
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from fmnist import atomic, backend, dataset, images, params, paths, quiet, resul
 from fmnist.dataset import CLASS_NAMES
 from fmnist.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.stage import StageError, run
+from fmnist.schema.training import VariantsParams
 
 SAMPLES_PER_CLASS = 1  # --export-samples: the first test image of each class
 
@@ -50,7 +51,7 @@ def model_file(args: argparse.Namespace) -> tuple[Path, str]:
             raise StageError(f"{args.model}: model file not found")
         return args.model, str(args.model)
     if args.variant is not None:
-        variants = params.load("variants").root
+        variants = params.load(VariantsParams).root
         if args.variant not in variants:
             raise StageError(f"--variant {args.variant}: not declared in params.yaml (declared: {', '.join(variants)})")
         details = results.read_json(paths.details_file(args.variant), args.variant)

@@ -44,7 +44,8 @@ from keras import ops  # noqa: E402
 from fmnist import dataset, models, params, stage  # noqa: E402
 from fmnist.dataset import Split
 from fmnist.idx import NUM_CLASSES
-from fmnist.params import TrainParams, Variant
+from fmnist.schema.training import TrainParams, Variant, VariantsParams
+
 
 EPSILON = 1e-7  # keras.config.epsilon(): sparse_categorical_crossentropy clips probabilities to it
 
@@ -278,9 +279,9 @@ def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val:
 
 def main() -> None:
     """`python -m fmnist.replicates <variant>`: train the variant's other seeds, print the result as JSON."""
-    shared = params.load("train")
+    shared = params.load(TrainParams)
     name = sys.argv[1]
-    spec = params.load("variants").root[name]
+    spec = params.load(VariantsParams).root[name]
     splits = [dataset.load_prepared(split) for split in dataset.SPLITS]
     print(json.dumps(fit(spec, shared, seeds_of(shared)[1:], *splits)))
 

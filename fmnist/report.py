@@ -9,9 +9,12 @@ import pandas as pd
 
 from fmnist import paths, spread
 from fmnist.dataset import CLASS_NAMES
-from fmnist.params import DownloadParams, PrepareParams, SelectParams, Variant
+
 from fmnist.results import BASELINE, Result, val_accuracy_spread
 from fmnist.stage import StageError
+from fmnist.schema.data import DownloadParams, PrepareParams
+from fmnist.schema.reporting import SelectParams
+from fmnist.schema.training import Variant
 
 LIBRARIES = ("keras", "tensorflow", "jax", "scikit-learn", "numpy", "pandas", "matplotlib", "dvc", "dvclive")
 TABLE_HEADERS = {

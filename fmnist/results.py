@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmnist import paths, spread
+from fmnist import choice, paths, spread
 from fmnist.paths import BASELINE
 from fmnist.dataset import CLASS_NAMES
-from fmnist.params import BaselineParams, ChapterParams, SelectParams, Variant
+
 from fmnist.stage import StageError
+from fmnist.schema.baseline import BaselineParams
+from fmnist.schema.reporting import ChapterParams, SelectParams
+from fmnist.schema.training import Variant
 
 # dvclive's folders for Keras's `loss`/`accuracy` (train) and `val_loss`/`val_accuracy` (eval).
 HISTORY_SERIES = {"loss": "train/loss", "accuracy": "train/accuracy",
@@ -102,17 +105,8 @@ def confusion_counts(name: str) -> np.ndarray:
     return counts
 
 
-def check_declared(names: list[str], variants: dict, key: str, allow_baseline: bool = False) -> None:
-    """Every name a params section refers to must be a declared variant (or the baseline where allowed)."""
-    known = [*variants, *([BASELINE] if allow_baseline else [])]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise StageError(f"params.yaml: {key} names {', '.join(map(repr, unknown))}, which "
-                         f"{'is' if len(unknown) == 1 else 'are'} not declared (declared: {', '.join(known)})")
-
-
 def check_chapter(chapter: ChapterParams, variants: dict[str, Variant]) -> None:
-    check_declared(list(chapter.root), variants, "chapter", allow_baseline=True)
+    choice.check_declared(list(chapter.root), variants, "chapter", allow_baseline=True)
     for name, reference in chapter.root.items():
         if (reference.metric == "cv_accuracy") != (name == BASELINE):
             allowed = "cv_accuracy" if name == BASELINE else "val_accuracy or test_accuracy"
@@ -120,18 +114,13 @@ def check_chapter(chapter: ChapterParams, variants: dict[str, Variant]) -> None:
                              f"{'the baseline' if name == BASELINE else 'a Keras variant'} reports {allowed}")
 
 
-def candidates(results: dict[str, Result], rule: SelectParams) -> list[str]:
-    """The variants params.yaml `select` may choose from: `select.candidates`, or every variant when empty."""
-    variants = [name for name in results if name != BASELINE]
-    check_declared(rule.candidates, dict.fromkeys(variants), "select.candidates")
-    return [name for name in variants if not rule.candidates or name in rule.candidates]
-
-
 def best_variant(results: dict[str, Result], rule: SelectParams) -> str:
-    """The variant params.yaml `select` picks: the best by a validation metric (never test), by default the
-    mean validation accuracy across seeds (not one seed's luck). Ties go to the first declared."""
-    sign = 1 if rule.higher_is_better() else -1
-    return max(candidates(results, rule), key=lambda name: sign * results[name].metrics[rule.metric])
+    """The variant params.yaml `select` picks (fmnist.choice.best_variant) from the loaded results."""
+    return choice.best_variant({name: result.metrics for name, result in results.items()}, rule)
+
+
+def candidates(results: dict[str, Result], rule: SelectParams) -> list[str]:
+    return choice.candidates({name: result.metrics for name, result in results.items()}, rule)
 
 
 def val_accuracy_spread(values) -> spread.Spread:

@@ -14,9 +14,12 @@ import pandas as pd
 from fmnist import paths, report, spread
 from fmnist.dataset import CLASS_NAMES
 from fmnist.idx import IMAGE_SHAPE
-from fmnist.params import DownloadParams, PrepareParams, SelectParams, TrainParams, Variant
+
 from fmnist.results import Result, val_accuracy_spread
 from fmnist.stage import StageError
+from fmnist.schema.data import DownloadParams, PrepareParams
+from fmnist.schema.reporting import SelectParams
+from fmnist.schema.training import TrainParams, Variant
 
 ARTIFACT = "fashion-classifier"  # its name in dvc.yaml `artifacts:` and in GTO's tags (fashion-classifier@v1.0.0)
 # What the model takes: the prepared data's form (fmnist.dataset.scale), which fmnist.predict makes from a picture.

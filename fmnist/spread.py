@@ -66,3 +66,12 @@ def tolerance(a: Spread, b: Spread, k: float, floor: float) -> float | None:
     """How far apart the two means may be by chance: max(floor, k * SE of the difference); None if unknown."""
     error = standard_error_of_difference(a, b)
     return None if error is None else max(floor, k * error)
+
+
+def told_apart(a: Spread, b: Spread, k: float, floor: float) -> tuple[bool | None, float | None]:
+    """(whether the two means differ by more than chance allows, that tolerance): (None, None) with no spread on
+    either side. A difference exactly at the tolerance is not told apart."""
+    allowed = tolerance(a, b, k, floor)
+    if allowed is None:
+        return None, None
+    return abs(a.mean - b.mean) > allowed + 1e-12, allowed  # float noise must not decide an exact tie

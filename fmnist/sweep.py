@@ -37,15 +37,18 @@ from pathlib import Path
 
 import yaml
 
-from fmnist import atomic, params, spread
+from fmnist import atomic, compat, params, spread
 from fmnist.paths import details_file, metrics_file
 from fmnist.report import mean_std
 from fmnist.results import val_accuracy_spread
 from fmnist.stage import StageError, command, run
+from fmnist.schema.sections import SECTIONS
+from fmnist.schema.tools import GatesParams
+from fmnist.schema.training import VariantsParams
 
 SWEEPS_DIR = Path("reports/sweeps")  # <sweep>.md and <sweep>.json, written by collect
 SWEEP_NAME = r"^[a-z][a-z0-9_-]{0,47}$"  # an experiment name prefix: also a valid git ref component
-EXP_REFS = "refs/exps"  # where DVC keeps experiments: refs/exps/<baseline[:2]>/<baseline[2:]>/<name>
+EXP_REFS = compat.EXP_REFS
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,9 @@ def check_points(points: list[Point], document: dict) -> None:
         for key, value in point.settings:
             apply_setting(edited, key, value)
         for section in {key.lstrip("+").split(".")[0] for key, _ in point.settings}:
-            if section not in params.SECTIONS:
+            if section not in SECTIONS:
                 raise StageError(f"grid key of point {point.index}: params.yaml has no section '{section}' to sweep")
-            params.parse(section, edited.get(section), path=f"grid point {point.index} ({point.describe()})")
+            params.parse(SECTIONS[section], edited.get(section), path=f"grid point {point.index} ({point.describe()})")
 
 
 def swept_variant(grid: list[tuple[str, list[str]]], chosen: str | None, variants: dict) -> str:
@@ -169,9 +172,9 @@ def exp_refs(where: str | None, names: set[str]) -> dict[str, list[tuple[str, st
         pairs = [line.split()[::-1] for line in lines.splitlines()]
     found: dict[str, list[tuple[str, str]]] = {}
     for ref, commit in pairs:
-        parts = ref.split("/")
-        if len(parts) == 5 and parts[4] in names:  # refs/exps/ab/cdef.../<name> (not refs/exps/celery/...)
-            found.setdefault(parts[4], []).append((ref, commit))
+        name = compat.experiment_name_of_ref(ref)
+        if name in names:
+            found.setdefault(name, []).append((ref, commit))
     return found
 
 
@@ -190,7 +193,7 @@ def run_share(points: list[Point], share: tuple[int, int], jobs: int, git_remote
     if git_remote:
         check_remotes(git_remote)
     queued = command(["dvc", "queue", "status"], "reading the experiment queue")
-    if re.search(r"\bQueued\b", queued):
+    if compat.queue_has_queued(queued):
         raise StageError("the experiment queue already holds queued experiments, which this sweep would run too: "
                          "run them (dvc queue start) or drop them (dvc queue remove --queued) first")
     # A share run again replaces its points: drop their old experiments (of any baseline) here first.
@@ -257,10 +260,10 @@ def verdicts(rows: list[dict], k: float, floor: float) -> tuple[dict | None, dic
             said[row["point"]] = "best"
             continue
         a, b = val_accuracy_spread(best["metrics"]), val_accuracy_spread(row["metrics"])
-        allowed = spread.tolerance(a, b, k, floor)
-        if allowed is None:
+        apart, allowed = spread.told_apart(a, b, k, floor)
+        if apart is None:
             said[row["point"]] = "one seed: no spread to judge by"
-        elif a.mean - b.mean > allowed:
+        elif apart:
             said[row["point"]] = f"beaten (−{a.mean - b.mean:.4f} > {allowed:.4f})"
         else:
             said[row["point"]] = f"not told apart (−{a.mean - b.mean:.4f} ≤ {allowed:.4f})"
@@ -363,8 +366,8 @@ def main(argv: list[str] | None = None) -> None:
                              + " — `dvc queue logs NAME` shows why; run the share again to retry")
         return
     points = expand(grid, name, args.shares or 1)
-    variant = swept_variant(grid, args.variant, params.parse("variants", document.get("variants")).root)
-    gates = params.parse("gates", document.get("gates"))
+    variant = swept_variant(grid, args.variant, params.parse(VariantsParams, document.get("variants")).root)
+    gates = params.parse(GatesParams, document.get("gates"))
     commits = pull_points(points, args.git_remote)
     rows = [point_result(point, commits[point.name], variant) for point in points if point.name in commits]
     text, summary = table_markdown(points, rows, variant, args.shares, gates.k, gates.floor)

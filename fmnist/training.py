@@ -12,12 +12,14 @@ import numpy as np
 from dvclive import Live
 from dvclive.utils import standardize_metric_name
 
-from fmnist import atomic, models, replicates
+from fmnist import atomic, models, paths, replicates
 from fmnist.dataset import Split
-from fmnist.params import TrainParams, Variant
+
 from fmnist.stage import Child
+from fmnist.transaction import Transaction
 from fmnist.paths import (CHECKPOINT_FILE, HISTORY_DIR, MODEL_FILE, MODELS_DIR, REPLICATES_FILE, SUMMARY_FILE,
                           WEIGHTS_FILE)
+from fmnist.schema.training import TrainParams, Variant
 
 
 class LiveHistory(keras.callbacks.Callback):
@@ -86,16 +88,20 @@ def summarize(spec: Variant, history: dict[str, list[float]], callbacks) -> dict
 
 
 def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, test: Split,
-        job: Child | None = None) -> tuple[dict, dict | None]:
+        outputs: Transaction | None = None, job: Child | None = None) -> tuple[dict, dict | None]:
     """Train the chapter's seed and the other seeds' replicates (scores only; none when train.replicates is
-    1) into temporary folders swapped into place only when everything is written. `job`: the replicates,
-    already training in a child process (the train stage); without one they are trained here, afterwards.
-    Returns (the chapter seed's summary, the replicates' result or None)."""
+    1) into models/<name> and reports/train/<name>, as outputs of the transaction `outputs` (the train stage's,
+    which adds the evaluation's files; without one, a transaction of these two folders alone). `job`: the
+    replicates, already training in a child process (the train stage); without one they are trained here,
+    afterwards. Returns (the chapter seed's summary, the replicates' result or None)."""
+    if outputs is None:
+        with Transaction(paths.stage_for(name)) as own:
+            return run(name, spec, shared, train, val, test, own, job)
     others = replicates.seeds_of(shared)[1:]
-    with atomic.atomic_dir(MODELS_DIR / name) as model_dir, atomic.atomic_dir(HISTORY_DIR / name) as history_dir:
-        summary = fit(name, spec, shared, train, val, model_dir, history_dir)
-        result = None
-        if others:
-            result = job.result() if job else replicates.fit(spec, shared, others, train, val, test)
-            atomic.write_json(model_dir / REPLICATES_FILE, result)
+    model_dir, history_dir = outputs.folder(MODELS_DIR / name), outputs.folder(HISTORY_DIR / name)
+    summary = fit(name, spec, shared, train, val, model_dir, history_dir)
+    result = None
+    if others:
+        result = job.result() if job else replicates.fit(spec, shared, others, train, val, test)
+        atomic.write_json(model_dir / REPLICATES_FILE, result)
     return summary, result

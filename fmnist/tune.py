@@ -31,10 +31,14 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fmnist import atomic, backend, dataset, params, quiet
-from fmnist.params import TrainParams, TuneParams, Variant
+from fmnist import atomic, backend, compat, dataset, params, quiet
+
 from fmnist.paths import TUNED, TUNING_BEST, TUNING_DIR, TUNING_HISTORY, TUNING_IMPORTANCES, TUNING_TRIALS
 from fmnist.stage import StageError, interrupts_allowed, interrupts_deferred, run
+from fmnist.gate import derived_minimum
+from fmnist.schema.tools import GatesParams, TuneParams
+from fmnist.spread import Spread
+from fmnist.schema.training import TrainParams, Variant, VariantsParams
 
 LIVE_DIR = Path("tuning/trial")  # dvclive's files of the trial being saved as an experiment (then removed)
 STORAGE_ENV = "FMNIST_TUNE_STORAGE"
@@ -128,15 +132,13 @@ class SaveAsExperiment:
     experiments of one repository one at a time."""
 
     def __init__(self, study_name: str):
-        from dvc.repo import Repo
-
         self.study_name = study_name
         try:
-            self.repo = Repo()
+            self.repo = compat.open_repo()
         except Exception as error:  # NotDvcRepoError, SCMError: not a git + DVC repository
             raise StageError(f"trials are saved as DVC experiments, which needs a git + DVC repository here "
                              f"({error}); or pass --no-experiments") from None
-        missing = [str(out) for out in self.repo.index.outs if not out.exists]
+        missing = compat.missing_outputs(self.repo)
         if missing:
             raise StageError(f"trials are saved as DVC experiments, which needs every pipeline output in place; "
                              f"missing: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}: run `dvc repro` "
@@ -152,9 +154,8 @@ class SaveAsExperiment:
                 if trial.user_attrs.get(key) is not None:
                     live.summary[key] = trial.user_attrs[key]
         try:
-            self.repo.experiments.save(name=f"{self.study_name}-trial-{trial.number:03d}", force=True,
-                                       include_untracked=[str(LIVE_DIR)],
-                                       message=f"Optuna study {self.study_name}, trial {trial.number}: {trial.state.name}")
+            compat.save_experiment(self.repo, f"{self.study_name}-trial-{trial.number:03d}", [str(LIVE_DIR)],
+                                   f"Optuna study {self.study_name}, trial {trial.number}: {trial.state.name}")
         except DvcException as error:
             raise StageError(f"trial {trial.number} (kept in the study) could not be saved as a DVC experiment: "
                              f"{error}") from None
@@ -300,14 +301,22 @@ def promote(variants: dict[str, Variant], tune: TuneParams) -> Variant:
     yaml = YAML()  # round trip, as `dvc exp run -S` writes the file: comments and layout stay
     document = yaml.load(params.PARAMS_FILE.read_text(encoding="utf-8"))
     # ruamel keeps the comment above the next section on the last value of `variants`: move it to the new last.
-    following = _take_trailing_comment(document["variants"])
+    following = compat.take_comment_after(*_last_holder(document["variants"]))
     as_yaml = io.StringIO()
     yaml.dump(entry, as_yaml)
     document["variants"][TUNED] = yaml.load(as_yaml.getvalue())  # ruamel's own nodes, which can hold comments
-    _put_trailing_comment(document["variants"], following)
+    compat.put_comment_after(*_last_holder(document["variants"]), following)
+    # Gated like every variant (the gate fails on one without a minimum): from the trial's seeds, by the rule.
+    gates = params.parse(GatesParams, {**document["gates"]})
+    trial_spread = Spread(best["value"], best.get("val_accuracy_std"), tune.seeds)
+    metric = f"{TUNED}.val_accuracy_mean"
+    minimum = derived_minimum(trial_spread, gates.k, gates.minimum_margin)
+    document["gates"]["minimum"][metric] = minimum
+    document["gates"]["minimum"].yaml_add_eol_comment(
+        f"trial {best['trial']}: {best['value']:.4f} ± {best.get('val_accuracy_std') or 0:.4f} ({tune.seeds} seeds)", metric)
     text = io.StringIO()
     yaml.dump(document, text)
-    params.parse("variants", {**document["variants"]})  # the new entry is valid before the file changes
+    params.parse(VariantsParams, {**document["variants"]})  # the new entry is valid before the file changes
     atomic.write_text(params.PARAMS_FILE, text.getvalue())
     return Variant.model_validate(entry)
 
@@ -321,25 +330,6 @@ def _last_holder(node):
             node = node[key]
             continue
         return node, key
-
-
-def _take_trailing_comment(node):
-    holder, key = _last_holder(node)
-    slot = 2 if isinstance(holder, dict) else 0  # ruamel's place for it: mapping [.., .., after, ..], sequence [after, ..]
-    tokens = holder.ca.items.get(key)
-    if not tokens or tokens[slot] is None:
-        return None
-    token, tokens[slot] = tokens[slot], None
-    return token
-
-
-def _put_trailing_comment(node, token) -> None:
-    if token is None:
-        return
-    holder, key = _last_holder(node)
-    slot = 2 if isinstance(holder, dict) else 0
-    tokens = holder.ca.items.setdefault(key, [None, None, None, None] if slot == 2 else [None, None])
-    tokens[slot] = token
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -364,15 +354,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    tune = params.load("tune")
-    variants = params.load("variants").root
+    tune = params.load(TuneParams)
+    variants = params.load(VariantsParams).root
     if args.command == "promote":
         spec = promote(variants, tune)
         print(f"params.yaml: variant '{TUNED}' = {spec.describe_layers()}; {spec.optimizer.describe()}; "
-              f"batch {spec.batch_size}, up to {spec.epochs} epochs; run `dvc repro` to train it with every seed")
+              f"batch {spec.batch_size}, up to {spec.epochs} epochs, gated at validation accuracy >= "
+              f"{params.load(GatesParams).minimum[TUNED + '.val_accuracy_mean']}; run `dvc repro` to train it "
+              "with every seed")
         return
     quiet.filter_stderr()  # TensorFlow's start-up notices
-    study = optimize(tune, params.load("train"), variants, storage_url(args.storage, tune),
+    study = optimize(tune, params.load(TrainParams), variants, storage_url(args.storage, tune),
                      args.trials or tune.trials, args.heartbeat, not args.no_experiments, args.worker)
     record = write_reports(study, tune.base)
     if record is None:

@@ -3,18 +3,21 @@ validation and test accuracy of the same model fitted on the train split, for th
 """
 import numpy as np
 
-from fmnist import atomic, baseline, dataset, params, paths, stage
+from fmnist import baseline, dataset, params, paths, stage
+from fmnist.transaction import Transaction
+from fmnist.schema.baseline import BaselineParams
 
 
 def main() -> None:
-    p = params.load("baseline")
+    p = params.load(BaselineParams)
     # The chapter cross-validates the 60,000 training images in their original order, scaled in float64.
     images, labels = dataset.load_raw("train")
     splits = {name: dataset.load_prepared(name) for name in dataset.SPLITS}
     metrics, details, timing, notes = baseline.run(p, dataset.scale(images, np.float64), labels, **splits)
-    atomic.write_json(paths.details_file(paths.BASELINE), details)
-    atomic.write_json(paths.metrics_file(paths.BASELINE), metrics)
-    atomic.write_json(paths.timing_file(paths.BASELINE), timing)
+    with Transaction(paths.BASELINE) as outputs:
+        outputs.write_json(paths.details_file(paths.BASELINE), details)
+        outputs.write_json(paths.metrics_file(paths.BASELINE), metrics)
+        outputs.write_json(paths.timing_file(paths.BASELINE), timing)
     print(f"{paths.metrics_file(paths.BASELINE)}: CV accuracy {metrics['cv_accuracy']:.4f} "
           f"± {metrics['cv_accuracy_std']:.4f} ({metrics['cv_folds']} folds), validation {metrics['val_accuracy']:.4f}, "
           f"test {metrics['test_accuracy']:.4f}" + "".join(f"; {note}" for note in notes))

@@ -6,10 +6,11 @@ a DVC dependency: the bytes are pinned, so switching mirrors does not invalidate
 from fmnist import params, stage
 from fmnist.paths import RAW_DIR
 from fmnist.download import Fetcher, default_sources
+from fmnist.schema.data import DownloadParams
 
 
 def main() -> None:
-    p = params.load("download")
+    p = params.load(DownloadParams)
     fetcher = Fetcher(default_sources(), p.retries, p.backoff_seconds, p.timeout_seconds)
     origins = fetcher.fetch_all(p.sha256.by_file_name(), RAW_DIR)
     by_origin: dict[str, list[str]] = {}

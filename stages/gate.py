@@ -1,18 +1,24 @@
-"""Metric gate (run by CI and by hand, not a pipeline stage): exit 1 unless every mean in params.yaml
-`gates.minimum` is present, at least its minimum, and no further below its value at the reference git
-ref than the seed spread allows (max(gates.floor, gates.k x the standard error of the difference of the
-two means)). Prints one table of every check.
+"""Metric gate (run by CI and by hand, not a pipeline stage): exit 1 unless the baseline and every variant have
+a minimum in params.yaml `gates.minimum`, every such mean is present, at least its minimum, and no further below
+its value at the reference git ref than the seed spread allows (max(gates.floor, gates.k x the standard error
+of the difference of the two means)). Prints one table of every check.
 
 Usage:
   python -m stages.gate                      minimums + drop against gates.reference (main)
   python -m stages.gate --ref HEAD~1         ... against another git ref
   python -m stages.gate --no-ref             minimums only
-  python -m stages.gate --reproduces HEAD    this run's mean accuracies vs those committed at HEAD, within
-                                             the same spread tolerance (CI, after a fresh `dvc repro`)
+  python -m stages.gate --reproduces HEAD --ran LOG
+                                             this run's mean accuracies vs those committed at HEAD, within the
+                                             same spread tolerance; every stage compared must be in LOG, the
+                                             stages the run executed (`make reproduce` does both)
 """
 import argparse
+from pathlib import Path
 
 from fmnist import gate, params, stage
+from fmnist.paths import BASELINE
+from fmnist.schema.tools import GatesParams
+from fmnist.schema.training import VariantsParams
 
 
 def main() -> None:
@@ -21,19 +27,30 @@ def main() -> None:
     which.add_argument("--ref", help="git ref to measure the drop against (default: gates.reference)")
     which.add_argument("--no-ref", action="store_true", help="check the minimums only")
     which.add_argument("--reproduces", metavar="REF", help="check that this run reproduces REF's accuracies")
+    parser.add_argument("--ran", metavar="FILE", type=Path,
+                        help="with --reproduces: the stages this run executed, one per line ($FMNIST_RUN_LOG of the "
+                             "run; `make reproduce` passes it)")
     args = parser.parse_args()
-    gates = params.load("gates")
+    if args.reproduces and args.ran is None:
+        parser.error("--reproduces needs --ran FILE, the stages the run executed: without it a stage DVC skipped "
+                     "(its outputs in git) would be compared with itself; `make reproduce` runs and checks both")
+    gates = params.load(GatesParams)
     tolerances = gate.Tolerances(gates.k, gates.floor, gates.fixed_tolerance)
     current = gate.current_metrics()
     rule = f"tolerance = max({gates.floor}, {gates.k:g} x SE of the difference of the two means)"
 
     if args.reproduces:
+        ran = gate.read_run_log(args.ran)
         checks, notes, warnings = gate.check_reproduced(current, gate.metrics_at(args.reproduces),
                                                         args.reproduces, tolerances)
+        checks = gate.check_ran(checks, ran, args.ran) + checks
+        notes.insert(0, f"stages run: {len(ran)} ({', '.join(ran)})")
         title = f"reproduction of {args.reproduces}"
         headers = {"reproduce": f"at {args.reproduces} (difference, tolerance)"}
     else:
-        checks = gate.check_minimums(gates.minimum, current)
+        variants = params.load(VariantsParams).root
+        checks = gate.check_coverage([BASELINE, *variants], gates.minimum, current, gates.k, gates.minimum_margin)
+        checks += gate.check_minimums(gates.minimum, current)
         ref = None if args.no_ref else args.ref or gates.reference
         notes, warnings = [], []
         if ref:

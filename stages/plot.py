@@ -4,25 +4,30 @@
 Reads only what earlier stages wrote; a declared variant without its files stops the stage with the
 name of the stage to run.
 """
-from fmnist import atomic, dataset, figures, params, paths, results, stage
+from fmnist import choice, dataset, figures, params, paths, results, stage
+from fmnist.transaction import Transaction
+from fmnist.schema.baseline import BaselineParams
+from fmnist.schema.reporting import ChapterParams, PlotParams, SelectParams
+from fmnist.schema.training import VariantsParams
 
 
 def main() -> None:
-    plot = params.load("plot")
-    chapter = params.load("chapter")
-    variants = params.load("variants").root
-    baseline = params.load("baseline")
-    results.check_declared(plot.optimizer_comparison, variants, "plot.optimizer_comparison")
+    plot = params.load(PlotParams)
+    chapter = params.load(ChapterParams)
+    variants = params.load(VariantsParams).root
+    baseline = params.load(BaselineParams)
+    choice.check_declared(plot.optimizer_comparison, variants, "plot.optimizer_comparison")
     results.check_chapter(chapter, variants)
 
     loaded = {name: results.load_result(name) for name in [results.BASELINE, *variants]}
     histories = {name: results.load_history(name, spec) for name, spec in variants.items()}
-    rule = params.load("select")
+    rule = params.load(SelectParams)
     best = results.best_variant(loaded, rule)
     confusion = results.confusion_counts(best)
     images, labels = dataset.load_raw("train")
 
-    with atomic.atomic_dir(paths.FIGURES_DIR) as figures_dir, atomic.atomic_dir(paths.CURVES_DIR) as curves_dir:
+    with Transaction("plot") as outputs:
+        figures_dir, curves_dir = outputs.folder(paths.FIGURES_DIR), outputs.folder(paths.CURVES_DIR)
         def save(figure, file_name):
             figures.save(figure, figures_dir / file_name, plot.dpi)
 

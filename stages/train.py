@@ -11,13 +11,15 @@ Usage: python -m stages.train <variant>
 import sys
 import time
 
-from fmnist import atomic, backend, dataset, params, paths, quiet, stage
+from fmnist import backend, dataset, params, paths, quiet, stage
+from fmnist.transaction import Transaction
+from fmnist.schema.training import TrainParams, VariantsParams
 
 
 def variant_spec(argv: list[str]):
     """(name, spec, shared params) for the variant named on the command line, all validated."""
-    shared = params.load("train")
-    variants = params.load("variants").root  # every variant: a typo anywhere stops before any training
+    shared = params.load(TrainParams)
+    variants = params.load(VariantsParams).root  # every variant: a typo anywhere stops before any training
     if len(argv) != 2:
         raise stage.StageError(f"usage: python -m {argv[0]} <variant>  (variants: {', '.join(variants)})")
     name = argv[1]
@@ -37,15 +39,18 @@ def main() -> None:
     try:
         from fmnist import evaluation, training  # import keras: only after the backend is chosen
 
-        summary, replicated = training.run(name, spec, shared, train, val, test, job)
+        # Every output below is written under a temporary name and swapped in together, or not at all.
+        with Transaction(paths.stage_for(name)) as outputs:
+            summary, replicated = training.run(name, spec, shared, train, val, test, outputs, job)
+            model_dir = outputs.folder_of(paths.MODELS_DIR / name)
+            metrics, details, timing, predictions = evaluation.evaluate(name, spec, model_dir, val, test)
+            outputs.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
+            outputs.write_json(paths.timing_file(name), timing)
+            outputs.write_json(paths.details_file(name), details)
+            outputs.write_json(paths.metrics_file(name), metrics)
     finally:
         if job:
             job.stop()  # on any failure the child must not outlive the stage
-    metrics, details, timing, predictions = evaluation.evaluate(name, spec, paths.MODELS_DIR / name, val, test)
-    atomic.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
-    atomic.write_json(paths.timing_file(name), timing)
-    atomic.write_json(paths.details_file(name), details)
-    atomic.write_json(paths.metrics_file(name), metrics)
     print(evaluation.summary_line(name, metrics, details, summary, replicated, time.perf_counter() - started))
 
 

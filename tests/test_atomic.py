@@ -1,7 +1,6 @@
 import json
 import os
 
-import numpy as np
 import pytest
 
 from fmnist import atomic
@@ -28,23 +27,6 @@ def test_atomic_path_keeps_the_old_file_until_success(tmp_path):
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
-def test_atomic_dir_swaps_whole_folders(tmp_path):
-    target = tmp_path / "prepared"
-    target.mkdir()
-    (target / "stale.npz").write_text("old")
-    with pytest.raises(ValueError):
-        with atomic.atomic_dir(target) as tmp:
-            (tmp / "a.npz").write_text("partial")
-            raise ValueError
-    assert [p.name for p in target.iterdir()] == ["stale.npz"]
-    with atomic.atomic_dir(target) as tmp:
-        atomic.save_npz(tmp / "a.npz", x=np.arange(3))
-    assert [p.name for p in target.iterdir()] == ["a.npz"]
-    assert [p.name for p in tmp_path.iterdir()] == ["prepared"]
-    with np.load(target / "a.npz", allow_pickle=False) as arrays:
-        np.testing.assert_array_equal(arrays["x"], np.arange(3))
-
-
 def test_write_json_is_stable(tmp_path):
     atomic.write_json(tmp_path / "a.json", {"b": 1.5, "a": {"z": 1, "y": 2}})
     atomic.write_json(tmp_path / "b.json", {"a": {"y": 2, "z": 1}, "b": 1.5})
@@ -56,34 +38,29 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     previous = os.umask(0o022)
     try:
         atomic.write_text(tmp_path / "f.txt", "x")
-        with atomic.atomic_dir(tmp_path / "d"):
-            pass
     finally:
         os.umask(previous)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
-    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
 
 
-@pytest.mark.parametrize("kind, maker", [("dir", "mkdtemp"), ("file", "mkstemp")])
-def test_a_ctrl_c_while_the_temporary_is_made_leaves_nothing_behind(tmp_path, monkeypatch, kind, maker):
+def test_a_ctrl_c_while_the_temporary_is_made_leaves_nothing_behind(tmp_path, monkeypatch):
     """The signal lands just after the temporary exists, before the caller holds its name: it is still removed."""
     import os
     import signal
     import tempfile
 
-    make = getattr(tempfile, maker)
+    make = tempfile.mkstemp
 
     def make_then_ctrl_c(*args, **kwargs):
         made = make(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGINT)
         return made
 
-    monkeypatch.setattr(tempfile, maker, make_then_ctrl_c)
+    monkeypatch.setattr(tempfile, "mkstemp", make_then_ctrl_c)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.txt").write_text("old")
-    context = atomic.atomic_dir(tmp_path / "out") if kind == "dir" else atomic.atomic_path(tmp_path / "out" / "old.txt")
     with pytest.raises(KeyboardInterrupt):
-        with context:
+        with atomic.atomic_path(tmp_path / "out" / "old.txt"):
             raise AssertionError("the block must not start")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["old.txt", "out"]
     assert (tmp_path / "out" / "old.txt").read_text() == "old"

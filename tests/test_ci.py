@@ -1,4 +1,5 @@
 """The CI entry points: .ci/run and the GitHub workflow run the same make targets, and both parse."""
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,8 @@ CI_RUN = REPO_ROOT / ".ci/run"
 
 
 def make_targets(text: str) -> list[str]:
-    return re.findall(r"\bmake (test|repro|gate)\b", text)
+    commands = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return re.findall(r"\bmake (test-latest|test|reproduce|repro|gate)\b", commands)
 
 
 def workflow_steps() -> list[dict]:
@@ -25,8 +27,8 @@ def workflow_steps() -> list[dict]:
 def test_workflow_parses_and_runs_the_ci_commands_in_the_same_order():
     steps = workflow_steps()
     commands = "\n".join(step.get("run", "") for step in steps)
-    assert make_targets(commands) == ["test", "repro", "gate"]
-    assert make_targets(CI_RUN.read_text()) == ["test", "repro", "gate", "gate"]
+    assert make_targets(commands) == ["test", "reproduce", "gate"]
+    assert make_targets(CI_RUN.read_text()) == ["test", "reproduce", "gate"]
     assert any(step.get("uses", "").startswith("actions/setup-python") and step["with"]["python-version"] == "3.11"
                for step in steps)
 
@@ -47,16 +49,24 @@ def test_ci_run_is_valid_bash_that_stops_on_errors():
     assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
     assert subprocess.run(["bash", "-n", str(CI_RUN)], capture_output=True).returncode == 0
     assert CI_RUN.stat().st_mode & 0o111  # executable
-    assert '--reproduces HEAD' in text
+    assert 'make reproduce' in text
+
+
+def test_make_reproduce_forces_every_stage_logs_them_and_checks_against_head():
+    recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", "reproduce"], cwd=REPO_ROOT, capture_output=True,
+                            text=True).stdout.splitlines()
+    recipe = recipe[recipe.index("python -m fmnist.schema"):]  # after the venv's set-up (forced here by -W)
+    assert any(line.startswith("FMNIST_RUN_LOG=") and line.endswith("dvc repro --force") for line in recipe), recipe
+    assert recipe[-1] == "python -m stages.gate --reproduces HEAD --ran .dvc/tmp/stages-run.log"
 
 
 def test_make_repro_checks_all_of_params_yaml_before_dvc_starts():
     """`make -n` prints the recipe without running it: the whole-file check comes first, and must pass."""
     recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", "repro"], cwd=REPO_ROOT, capture_output=True,
                             text=True).stdout.splitlines()
-    commands = [line for line in recipe if line.startswith(("python -m fmnist.params", "dvc repro"))]
-    assert commands == ["python -m fmnist.params", "dvc repro"], recipe
-    assert subprocess.run([sys.executable, "-m", "fmnist.params"], cwd=REPO_ROOT, capture_output=True).returncode == 0
+    commands = [line for line in recipe if line.startswith(("python -m fmnist.schema", "dvc repro"))]
+    assert commands == ["python -m fmnist.schema", "dvc repro"], recipe
+    assert subprocess.run([sys.executable, "-m", "fmnist.schema"], cwd=REPO_ROOT, capture_output=True).returncode == 0
 
 
 # --- the sweep workflow: one job per share, then a collecting one -----------------------------------------
@@ -119,17 +129,77 @@ def test_each_share_sets_up_pulls_runs_and_pushes_with_the_local_make_targets():
     assert summary["if"] == "always()" and "reports/sweeps/" in summary["run"]
 
 
+def recipe_argv(target: str, variables: dict[str, str]) -> list[list[str]]:
+    """The argv each `python -m fmnist.sweep` line of the target's recipe passes, with `variables` set as make
+    exports them: the line make prints (-n), run by the shell with printf in python's place."""
+    recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", target, *(f"{k}={v}" for k, v in variables.items())],
+                            cwd=REPO_ROOT, capture_output=True, text=True).stdout.splitlines()
+    argv = []
+    for line in (line for line in recipe if "fmnist.sweep" in line):
+        shown = subprocess.run(["bash", "-c", line.replace("python -m fmnist.sweep", "printf '%s\\0'")],
+                               env={**os.environ, **variables}, capture_output=True, text=True, check=True).stdout
+        argv.append(shown.split("\0")[:-1])
+    return argv
+
+
 def test_the_workflows_make_targets_run_fmnist_sweep_as_the_readme_documents():
-    """The make lines the workflow runs, expanded by make itself, are the sweep commands a laptop runs."""
-    expanded = {}
-    for target, variables in (("sweep", ["GRID=a.b=1,2", "SHARE=2/3", "SWEEP=s"]),
-                              ("sweep-collect", ["GRID=a.b=1,2", "SHARES=3", "SWEEP=s"])):
-        recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", target, *variables], cwd=REPO_ROOT,
-                                capture_output=True, text=True).stdout.splitlines()
-        expanded[target] = [line.split() for line in recipe if "fmnist.sweep" in line]
-    assert expanded["sweep"] == [["python", "-m", "fmnist.sweep", "run", "--grid", '"a.b=1,2"', "--share", '"2/3"',
-                                  "--name", '"s"']]
-    assert expanded["sweep-collect"] == [["python", "-m", "fmnist.sweep", "collect", "--grid", '"a.b=1,2"',
-                                          "--shares", '"3"', "--name", '"s"']]
+    """The make lines the workflow runs, expanded by make and the shell, are the sweep commands a laptop runs."""
+    assert recipe_argv("sweep", {"GRID": "a.b=1,2", "SHARE": "2/3", "SWEEP": "s"}) == [
+        ["run", "--grid", "a.b=1,2", "--share", "2/3", "--name", "s"]]
+    assert recipe_argv("sweep-collect", {"GRID": "a.b=1,2", "SHARES": "3", "SWEEP": "s"}) == [
+        ["collect", "--grid", "a.b=1,2", "--shares", "3", "--name", "s"]]
+    assert recipe_argv("sweep", {"GRID": "a.b=1,2", "SHARE": "1/1", "SWEEP_ARGS": "--jobs 2 --no-push"}) == [
+        ["run", "--grid", "a.b=1,2", "--share", "1/1", "--jobs", "2", "--no-push"]]
     readme = (REPO_ROOT / "README.md").read_text()
     assert "make sweep GRID=" in readme and "make sweep-collect GRID=" in readme
+
+
+# Quotes, ';', $( ) and backticks: run as commands, each would create a file in the working folder.
+EVIL = 'x"\';date>pwned0;echo"$(date>pwned1)`date>pwned2`\'$PATH'
+
+
+def test_values_passed_to_make_never_reach_a_shell_line():
+    variables = ["GRID", "SHARE", "SHARES", "SWEEP", "SWEEP_ARGS", "GATE_ARGS", "TUNE_ARGS", "PYTEST_ARGS"]
+    for target in ("sweep", "sweep-collect", "gate", "tune", "test"):
+        printed = subprocess.run(["make", "-n", "-W", "requirements.txt", target, *(f"{v}={EVIL}" for v in variables)],
+                                 cwd=REPO_ROOT, capture_output=True, text=True).stdout
+        assert "pwned" not in printed, (target, printed)
+    assert recipe_argv("sweep", {"GRID": EVIL, "SHARE": EVIL, "SWEEP": EVIL}) == [
+        ["run", "--grid", EVIL, "--share", EVIL, "--name", EVIL]]
+
+
+def test_a_hostile_grid_reaches_the_sweep_parser_byte_for_byte_and_runs_nothing(tmp_path):
+    """`make sweep` for real, in a copy of the project (this venv): the sweep's own parser rejects the grid and
+    quotes it back exactly; no command inside it ran."""
+    from tests.helpers import copy_project
+
+    project = copy_project(tmp_path / "project", ("Makefile", "requirements.txt", "params.yaml", "fmnist", "stages"))
+    venv = f"VENV={REPO_ROOT / '.venv'}"
+    grid = subprocess.run(["make", "-s", "sweep", venv, f"GRID={EVIL}", "SHARE=1/1"], cwd=project,
+                          capture_output=True, text=True)
+    assert grid.returncode != 0
+    assert f"error: grid item {EVIL!r}: expected KEY=V1,V2" in grid.stderr, grid.stderr
+    share = subprocess.run(["make", "-s", "sweep", venv, "GRID=variants.softmax.epochs=1,2", f"SHARE={EVIL}"],
+                           cwd=project, capture_output=True, text=True)
+    assert f"error: share {EVIL!r}: expected K/N" in share.stderr, share.stderr
+    assert not list(project.glob("pwned*"))
+
+
+def test_the_latest_releases_workflow_runs_weekly_with_unpinned_packages():
+    document = yaml.safe_load((REPO_ROOT / ".github/workflows/latest.yml").read_text())
+    triggers = document.get(True, document.get("on"))  # YAML 1.1 reads `on` as True
+    assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
+    assert document["permissions"] == {"contents": "read"}
+    (job,) = document["jobs"].values()
+    commands = "\n".join(step.get("run", "") for step in job["steps"])
+    assert make_targets(commands) == ["test-latest"]
+    assert any(step.get("uses", "").startswith("actions/setup-python") and step["with"]["python-version"] == "3.11"
+               for step in job["steps"])
+    recipe = subprocess.run(["make", "-n", "test-latest"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    unpin = next(line for line in recipe.splitlines() if line.startswith("sed "))
+    pins = (REPO_ROOT / "requirements.in").read_text()
+    unpinned = subprocess.run(["bash", "-c", unpin.split(" > ")[0]], input=pins, capture_output=True, text=True,
+                              cwd=REPO_ROOT, check=True).stdout.split()
+    assert "tensorflow" in unpinned and "jax[cpu]" in unpinned and "psycopg[binary]" in unpinned
+    assert not any("=" in name or "#" in name for name in unpinned), unpinned
+    assert "python -m pytest" in recipe.splitlines()[-1] and ".venv-latest/bin:" in recipe.splitlines()[-1]

@@ -13,6 +13,7 @@ from fmnist.stage import StageError
 from tests.conftest import TINY_VARIANTS, copy_pipeline
 from tests.helpers import edit_params, run
 from tests.test_train_pipeline import ran_stages
+from fmnist.schema.training import TrainParams
 
 TWO_DEVICES = "--xla_force_host_platform_device_count=2"
 
@@ -34,8 +35,8 @@ def parallel(tiny_pipelines, tmp_path_factory):
 def test_data_parallel_is_refused_on_tensorflow_with_what_to_do():
     with pytest.raises(StageError, match="'train.distribution' = 'data_parallel' is not allowed: data_parallel needs "
                                          r"train.backend: jax .*tf.distribute is not supported"):
-        params.parse("train", {"backend": "tensorflow", "distribution": "data_parallel"})
-    assert params.parse("train", {}).distribution == "none"
+        params.parse(TrainParams, {"backend": "tensorflow", "distribution": "data_parallel"})
+    assert params.parse(TrainParams, {}).distribution == "none"
 
 
 def test_every_variant_trains_on_both_devices_making_the_one_device_updates_up_to_rounding(parallel):
@@ -58,18 +59,20 @@ def test_the_saved_model_reloads_and_scores_the_same_on_one_device(parallel):
         "import jax, keras\n"
         "from fmnist import dataset\n"
         "val = dataset.load_prepared('val')\n"
-        "scores = {name: keras.saving.load_model(f'models/{name}/model.keras').evaluate(val.x, val.y, verbose=0)[1]\n"
-        "          for name in sys.argv[1:]}\n"
+        "files = dict(arg.split('=') for arg in sys.argv[1:])\n"
+        "scores = {name: keras.saving.load_model(f'models/{name}/{file}').evaluate(val.x, val.y, verbose=0)[1]\n"
+        "          for name, file in files.items()}\n"
         "print(json.dumps({'devices': len(jax.devices()), 'scores': scores}))\n")
     env = {key: value for key, value in copy.env.items() if key != "XLA_FLAGS"}
-    out = json.loads(run([sys.executable, "-c", script, *TINY_VARIANTS], copy.repo, env).stdout.splitlines()[-1])
-    assert out["devices"] == 1
+    # The stage scores the file it keeps: the checkpoint where there is one (tiny_stopping), else model.keras.
+    evaluated = {name: read_json(copy.repo / f"reports/evaluation/{name}.json")["evaluated_file"] for name in TINY_VARIANTS}
+    assert evaluated["tiny_stopping"] == "best.keras" and evaluated["tiny_softmax"] == "model.keras"
+    files = [f"{name}={file}" for name, file in evaluated.items()]
+    out = json.loads(run([sys.executable, "-c", script, *files], copy.repo, env).stdout.splitlines()[-1])
+    assert out["devices"] == 1 and set(out["scores"]) == set(TINY_VARIANTS)
     for name, accuracy in out["scores"].items():
-        expected = read_json(copy.repo / f"reports/evaluation/{name}.json")
-        # The stage scores the file it keeps (the checkpoint, where there is one); model.keras is the fit's end.
         metrics = read_json(copy.repo / f"reports/metrics/{name}.json")
-        if expected["evaluated_file"].endswith("model.keras"):
-            assert accuracy == pytest.approx(metrics["val_accuracy"], abs=1e-6)
+        assert accuracy == pytest.approx(metrics["val_accuracy"], abs=1e-6), name
 
 
 def test_its_accuracy_is_within_the_seed_noise_of_the_one_device_run(parallel):

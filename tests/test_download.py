@@ -4,6 +4,7 @@ import pytest
 
 from fmnist import download
 from fmnist.download import DownloadError, Fetcher, Source
+from fmnist.schema.data import DownloadParams
 
 
 def make_fetcher(*sources, retries=2, **kwargs):
@@ -159,7 +160,7 @@ def test_committed_pins_verify_the_real_files(tmp_path, real_mirror):
     from fmnist import params
     from tests.conftest import REPO_ROOT
 
-    pins = params.load("download", REPO_ROOT / "params.yaml").sha256.by_file_name()
+    pins = params.load(DownloadParams, REPO_ROOT / "params.yaml").sha256.by_file_name()
     fetcher, _ = make_fetcher(Source("real", str(real_mirror)))
     fetcher.fetch_all(pins, tmp_path / "raw")
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(pins)

@@ -36,11 +36,11 @@ GATES = {
 
 
 def allowed(name: str, key: str = "val_accuracy", now: dict | None = None) -> float:
-    """The tolerance the gate must use between METRICS[name] at main and `now`."""
+    """The tolerance the gate must use between METRICS[name] at main and `now`, written out from params.yaml's
+    rule (not computed by the code under test): max(floor, k * sqrt(std_now²/n_now + std_main²/n_main))."""
     then, now = METRICS[name], now or METRICS[name]
-    a = spread.Spread(now[f"{key}_mean"], now[f"{key}_std"], now["seeds"])
-    b = spread.Spread(then[f"{key}_mean"], then[f"{key}_std"], then["seeds"])
-    return spread.tolerance(a, b, GATES["k"], GATES["floor"])
+    standard_error = math.sqrt(now[f"{key}_std"] ** 2 / now["seeds"] + then[f"{key}_std"] ** 2 / then["seeds"])
+    return max(GATES["floor"], GATES["k"] * standard_error)
 
 
 def write_metrics(repo, name, metrics=None, **changes):
@@ -53,14 +53,24 @@ def write_metrics(repo, name, metrics=None, **changes):
 def repo(tmp_path):
     """main holds metrics that pass; tests change the workspace (or params) from there."""
     repo = copy_project(tmp_path / "repo")
-    edit_params(repo, lambda d: d.update(gates=GATES))
+
+    def gated_variants_only(document):
+        document.update(gates=GATES)
+        document["variants"] = {name: document["variants"][name] for name in ("softmax", "checkpoint")}
+
+    edit_params(repo, gated_variants_only)
     for name in METRICS:
         write_metrics(repo, name)
     init_git_dvc_repo(repo)
     return repo
 
 
-def gate(repo, *args):
+def gate(repo, *args, ran=("baseline", "train@softmax", "train@checkpoint")):
+    """`python -m stages.gate ARGS`; with --reproduces, a run log that lists `ran` is passed as --ran."""
+    if "--reproduces" in args and ran is not None:
+        log = repo / "ran.log"
+        log.write_text("".join(f"{name}\n" for name in ran))
+        args = (*args, "--ran", str(log))
     return run_stage("gate", repo, args=args)
 
 
@@ -95,13 +105,17 @@ def test_gate_passes_and_prints_every_check_with_its_tolerance(repo):
 
 
 def test_the_tolerance_follows_the_measured_spread():
-    """k * sqrt(s1²/n1 + s2²/n2): a noisier variant, or fewer seeds, is allowed a larger difference."""
-    quiet, noisy = seed_results("a", 0.87, 0.002), seed_results("b", 0.87, 0.008)
-    as_spread = lambda m: spread.Spread(m["val_accuracy_mean"], m["val_accuracy_std"], m["seeds"])  # noqa: E731
-    tight = spread.tolerance(as_spread(quiet), as_spread(quiet), 3, 0.0)
-    loose = spread.tolerance(as_spread(noisy), as_spread(noisy), 3, 0.0)
-    assert tight == pytest.approx(3 * quiet["val_accuracy_std"] * math.sqrt(2 / 5))
-    assert loose > 2 * tight
+    """k * sqrt(s1²/n1 + s2²/n2), checked on hand-worked numbers: a noisier variant, or fewer seeds, is allowed a
+    larger difference; the floor holds when both are quiet."""
+    quiet, noisy = spread.Spread(0.87, 0.002, 5), spread.Spread(0.87, 0.008, 5)
+    assert spread.tolerance(quiet, quiet, 3, 0.0) == pytest.approx(0.0037947, abs=1e-7)  # 3 * 0.002 * sqrt(2/5)
+    assert spread.tolerance(noisy, quiet, 3, 0.0) == pytest.approx(0.0110635, abs=1e-7)  # 3 * sqrt(.008²/5 + .002²/5)
+    assert spread.tolerance(noisy, spread.Spread(0.87, 0.002, 2), 3, 0.0) == pytest.approx(0.0115412, abs=1e-7)  # .002²/2
+    assert spread.tolerance(quiet, quiet, 2, 0.0) == pytest.approx(0.0025298, abs=1e-7)  # k scales it
+    assert spread.tolerance(quiet, quiet, 3, 0.005) == 0.005  # the floor
+    # One side without a spread: the other's std stands for both, sqrt(1/n_a + 1/n_b).
+    assert spread.tolerance(spread.Spread(0.87, None, 1), quiet, 3, 0.0) == pytest.approx(0.0065727, abs=1e-7)
+    assert spread.tolerance(spread.Spread(0.87, None, 1), spread.Spread(0.8, None, 1), 3, 0.0) is None
 
 
 def test_a_regression_beyond_the_spread_fails_even_above_the_minimum(repo):
@@ -211,3 +225,61 @@ def test_reproduces_checks_every_mean_within_its_tolerance_and_reports_the_rest(
     result = gate(repo, "--reproduces", "HEAD")
     assert result.returncode == 1
     assert f"checkpoint.val_accuracy_mean: differs by {-1.5 * tolerance:+.4f} from {mean:.4f} at HEAD" in result.stderr
+
+
+def test_a_variant_without_a_minimum_fails_with_the_line_to_add(repo):
+    """A variant added to params.yaml "with no code" is gated like the others, or the gate says which is not."""
+    added = seed_results("relu100", 0.8725, 0.0044, seed=3)
+    write_metrics(repo, "relu100", added)
+    edit_params(repo, lambda d: d["variants"].update(relu100={"hidden": [{"units": 100, "activation": "relu"}],
+                                                               "epochs": 5}))
+    result = gate(repo, "--no-ref")
+    assert result.returncode == 1
+    mean, std = added["val_accuracy_mean"], added["val_accuracy_std"]
+    suggested = math.floor((mean - max(0.01, 3 * std / math.sqrt(5))) * 1000) / 1000
+    assert (f"relu100.val_accuracy_mean: no minimum in params.yaml gates.minimum, so nothing gates it: add "
+            f"`relu100.val_accuracy_mean: {suggested}` (max(0.01, 3 std/sqrt(n)) below its mean {mean:.4f})") in result.stderr
+    assert "failed, 1 of " in result.stderr
+    edit_params(repo, lambda d: d["gates"]["minimum"].update({"relu100.val_accuracy_mean": suggested}))
+    assert gate(repo, "--no-ref").returncode == 0
+    # Not trained yet: still named, with what to do.
+    edit_params(repo, lambda d: d["variants"].update(new_one={"epochs": 1}))
+    result = gate(repo, "--no-ref")
+    assert result.returncode == 1
+    assert "new_one.val_accuracy_mean: no minimum in params.yaml gates.minimum" in result.stderr
+    assert "add a `new_one.val_accuracy_mean:` minimum once reports/metrics/new_one.json exists" in result.stderr
+
+
+def test_the_baseline_needs_a_minimum_too(repo):
+    edit_params(repo, lambda d: d["gates"]["minimum"].pop("baseline.cv_accuracy"))
+    result = gate(repo, "--no-ref")
+    assert result.returncode == 1
+    assert "baseline.cv_accuracy: no minimum in params.yaml gates.minimum" in result.stderr
+    assert "add `baseline.cv_accuracy: 0.81` (max(0.01, 3 std/sqrt(n)) below its mean 0.8200)" in result.stderr
+
+
+@pytest.mark.parametrize("mean, std, n, expected", [
+    (0.8725, 0.0044, 5, 0.862),   # relu100: the margin (0.01) is wider than 3 SE (0.0059)
+    (0.8805, 0.0083, 5, 0.869),   # relu100_val20: 3 SE = 0.01114 is wider
+    (0.8922, 0.0036, 5, 0.882),   # tuned
+    (0.85, None, 1, 0.84),        # no spread: the margin alone
+    (0.8801, 0.0, 5, 0.87),       # rounded down, never up
+])
+def test_derived_minimum_follows_the_rule_params_yaml_states(mean, std, n, expected):
+    from fmnist import gate as gate_module
+
+    assert gate_module.derived_minimum(spread.Spread(mean, std, n), 3.0, 0.01) == expected
+
+
+def test_a_reproduction_fails_for_every_stage_that_did_not_run(repo):
+    """DVC skips a stage whose outputs are all in git (the baseline): its metrics would be compared with
+    themselves. The run log says which ran; any stage whose metrics are compared must be in it."""
+    result = gate(repo, "--reproduces", "HEAD", ran=("train@softmax", "train@checkpoint"))
+    assert result.returncode == 1
+    assert ("baseline.*: stage baseline did not run in this reproduction (not in " in result.stderr
+            and "so its metrics would be compared with themselves" in result.stderr)
+    assert "train@softmax" not in result.stderr.split("failed")[1]
+    assert "note: stages run: 2 (train@softmax, train@checkpoint)" in result.stdout
+    result = gate(repo, "--reproduces", "HEAD", ran=None)
+    assert result.returncode == 2 and "--reproduces needs --ran FILE" in result.stderr
+    assert gate(repo, "--reproduces", "HEAD").returncode == 0

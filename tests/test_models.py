@@ -12,14 +12,15 @@ from fmnist import evaluation, models, params, paths, training  # noqa: E402
 from fmnist.dataset import Split  # noqa: E402
 from tests.conftest import make_fake_images  # noqa: E402
 from tests.test_params import committed_params  # noqa: E402
+from fmnist.schema.training import TrainParams, VariantsParams
 
-COMMITTED = params.parse("variants", committed_params()["variants"]).root
-SHARED = params.parse("train", committed_params()["train"])
+COMMITTED = params.parse(VariantsParams, committed_params()["variants"]).root
+SHARED = params.parse(TrainParams, committed_params()["train"])
 ONE_SEED = SHARED.model_copy(update={"replicates": 1})  # the chapter seed only: these tests are about its model
 
 
 def variant(**spec):
-    return params.parse("variants", {"v": {"epochs": 1, **spec}}).root["v"]
+    return params.parse(VariantsParams, {"v": {"epochs": 1, **spec}}).root["v"]
 
 
 def tiny_split(n, seed):

@@ -6,6 +6,10 @@ import yaml
 from fmnist import params
 from fmnist.params import ParamsError
 from tests.conftest import REPO_ROOT
+from fmnist.schema.sections import SECTIONS
+from fmnist.schema.baseline import BaselineParams
+from fmnist.schema.data import DownloadParams, PrepareParams
+from fmnist.schema.training import TrainParams, VariantsParams
 
 
 def committed_params():
@@ -14,8 +18,8 @@ def committed_params():
 
 def test_committed_params_are_valid():
     document = committed_params()
-    for section in params.SECTIONS:
-        params.parse(section, document[section])
+    for section, model in SECTIONS.items():
+        params.parse(model, document[section])
 
 
 def with_change(section, key_path, value):
@@ -55,7 +59,7 @@ def with_change(section, key_path, value):
 )
 def test_rejected_values_name_key_value_and_rule(section, key, value, message):
     with pytest.raises(ParamsError) as error:
-        params.parse(section, with_change(section, key, value))
+        params.parse(SECTIONS[section], with_change(section, key, value))
     assert str(error.value).startswith("params.yaml: ")
     assert message in str(error.value)
 
@@ -64,23 +68,23 @@ def test_missing_key_and_missing_section():
     document = committed_params()["download"]
     del document["sha256"]["train-labels-idx1-ubyte.gz"]
     with pytest.raises(ParamsError, match="missing key 'download.sha256.train-labels-idx1-ubyte.gz'"):
-        params.parse("download", document)
+        params.parse(DownloadParams, document)
     with pytest.raises(ParamsError, match="section 'prepare' is missing"):
-        params.parse("prepare", None)
+        params.parse(PrepareParams, None)
 
 
 def test_several_problems_reported_in_one_message():
     with pytest.raises(ParamsError) as error:
-        params.parse("baseline", with_change("baseline", "cv", 0) | {"njobs": 2})
+        params.parse(BaselineParams, with_change("baseline", "cv", 0) | {"njobs": 2})
     assert "'baseline.cv' = 0" in str(error.value) and "unknown key 'baseline.njobs'" in str(error.value)
 
 
 def test_unreadable_params_file(tmp_path):
     (tmp_path / "params.yaml").write_text("prepare: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
-        params.load("prepare", tmp_path / "params.yaml")
+        params.load(PrepareParams, tmp_path / "params.yaml")
     with pytest.raises(ParamsError, match="file not found"):
-        params.load("prepare", tmp_path / "absent.yaml")
+        params.load(PrepareParams, tmp_path / "absent.yaml")
 
 
 def variants_with(name, **changes):
@@ -127,7 +131,7 @@ def variants_with(name, **changes):
 )
 def test_rejected_variants_name_variant_key_and_allowed_values(changes, message):
     with pytest.raises(ParamsError) as error:
-        params.parse("variants", variants_with("relu100", **changes))
+        params.parse(VariantsParams, variants_with("relu100", **changes))
     assert message in str(error.value)
 
 
@@ -136,7 +140,7 @@ def test_variant_names_unsafe_as_paths_are_rejected(name):
     document = committed_params()["variants"]
     document[name] = document["relu100"]
     with pytest.raises(ParamsError, match=f"name 'variants.{re.escape(name)}' is not allowed: use lowercase letters"):
-        params.parse("variants", document)
+        params.parse(VariantsParams, document)
 
 
 @pytest.mark.parametrize("name, owner", [("best", "models/best is the select stage's"),
@@ -145,14 +149,14 @@ def test_variant_names_that_other_files_use_are_rejected(name, owner):
     document = committed_params()["variants"]
     document[name] = document["relu100"]
     with pytest.raises(ParamsError, match=f"'{name}' is taken \\({owner}\\): choose another variant name"):
-        params.parse("variants", document)
+        params.parse(VariantsParams, document)
 
 
 def test_train_section_rejects_unknown_backend_and_bad_batch_size():
     with pytest.raises(ParamsError, match=r"'train.backend' = 'torch' is not allowed: Input should be 'tensorflow' or 'jax'"):
-        params.parse("train", with_change("train", "backend", "torch"))
+        params.parse(TrainParams, with_change("train", "backend", "torch"))
     with pytest.raises(ParamsError, match=r"'train.batch_size' = 0 is not allowed"):
-        params.parse("train", with_change("train", "batch_size", 0))
+        params.parse(TrainParams, with_change("train", "batch_size", 0))
 
 
 def test_dvc_exp_set_param_changes_only_the_line_it_sets(tmp_path):

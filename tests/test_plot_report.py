@@ -16,6 +16,9 @@ from fmnist import dataset, figures, paths, spread
 from fmnist.dataset import CLASS_NAMES
 from tests.conftest import write_fake_dataset
 from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage
+from fmnist.schema.baseline import BaselineParams
+from fmnist.schema.reporting import ChapterParams
+from fmnist.schema.training import VariantsParams
 
 DPI = 60
 VARIANTS = {
@@ -301,9 +304,9 @@ def test_accuracy_figure_draws_means_with_their_spread_and_seed_42(results_repo,
     monkeypatch.chdir(repo)
     from fmnist import params, results
 
-    variants = params.load("variants").root
+    variants = params.load(VariantsParams).root
     loaded = {name: results.load_result(name) for name in [results.BASELINE, *variants]}
-    table = results.comparison_table(loaded, variants, params.load("chapter"), params.load("baseline"))
+    table = results.comparison_table(loaded, variants, params.load(ChapterParams), params.load(BaselineParams))
     figure = figures.accuracy_comparison(table)
     ax = figure.axes[0]
     bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]

@@ -17,6 +17,7 @@ from fmnist import dataset, images, paths
 from fmnist.dataset import CLASS_NAMES
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
 from tests.helpers import commit_all, edit_params, run, stage_env
+from fmnist.schema.training import TrainParams, Variant
 
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
                 "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
@@ -203,7 +204,6 @@ def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real
 
     backend.use("tensorflow")
     from fmnist import models
-    from fmnist.params import TrainParams, Variant
 
     # A chapter model (Flatten, Dense(100, relu), Adam) trained briefly on the real training images.
     train_images, train_labels = dataset.load_raw("train", real_mirror)

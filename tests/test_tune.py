@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+import math
 import os
 import pwd
 import shutil
@@ -21,8 +22,9 @@ import yaml
 
 from fmnist import params, paths
 from fmnist.params import ParamsError
-from tests.conftest import REPO_ROOT, copy_pipeline
+from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
 from tests.helpers import commit_all, edit_params, experiments_shown, run
+from fmnist.schema.tools import TuneParams
 
 TINY_SPACE = {
     "base": "tiny_relu", "trials": 3, "seeds": 2, "sampler_seed": 7, "patience": 1,
@@ -58,7 +60,7 @@ def test_bad_tune_sections_name_the_key(change, message):
         node = node[parent]
     node[key] = value
     with pytest.raises(ParamsError) as raised:
-        params.parse("tune", section)
+        params.parse(TuneParams, section)
     assert message in str(raised.value)
 
 
@@ -190,7 +192,9 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
     assert promoted.stdout.startswith("params.yaml: variant 'tuned' = ")
     after = (repo / "params.yaml").read_text()
     changes = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-?"]
-    assert changes and all(line.startswith("+ ") for line in changes)  # lines added, none rewritten
+    rewritten = [line for line in changes if not line.startswith("+ ")]
+    # Lines added, and none rewritten but the tuned variant's minimum (this copy's gates had main's).
+    assert changes and all("tuned.val_accuracy_mean:" in line or line.startswith("? ") for line in rewritten), rewritten
     assert "        restore_best_weights: true\n\n# The book's numbers.\nchapter:" in after  # the comment stays put
     best = json.loads((repo / paths.TUNING_BEST).read_text())
     tuned = yaml.safe_load(after)["variants"]["tuned"]
@@ -207,7 +211,18 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
     metrics = json.loads((repo / paths.metrics_file("tuned")).read_text())
     verdict = next(line for line in summary.splitlines() if line.startswith("`tuned`: mean validation accuracy"))
     assert f"{metrics['val_accuracy_mean']:.4f} ± {metrics['val_accuracy_std']:.4f} (5 seeds)" in verdict
-    assert ("it beats" in verdict) or ("it does not beat" in verdict) or ("it is worse" in verdict)
+    # The verdict follows from the metrics by the rule (3 standard errors of the difference), worked out here.
+    others = {name: json.loads((repo / paths.metrics_file(name)).read_text()) for name in TINY_VARIANTS}
+    rival = max(others, key=lambda name: others[name]["val_accuracy_mean"])
+    difference = metrics["val_accuracy_mean"] - others[rival]["val_accuracy_mean"]
+    allowed = 3 * math.sqrt(metrics["val_accuracy_std"] ** 2 / 5 + others[rival]["val_accuracy_std"] ** 2 / 5)
+    expected = ("it beats" if difference > allowed else "it is worse" if difference < -allowed else "it does not beat")
+    assert f"against {rival}, the best of the others" in verdict and f"({allowed:.4f})" in verdict
+    assert [phrase for phrase in ("it beats", "it is worse", "it does not beat") if phrase in verdict] == [expected]
+    # And it is gated like every variant: promote wrote its minimum, from the trial, by the rule.
+    gates = yaml.safe_load(after)["gates"]
+    trial_minimum = math.floor((best["value"] - max(0.01, 3 * (best["val_accuracy_std"] or 0) / math.sqrt(2))) * 1000) / 1000
+    assert gates["minimum"]["tuned.val_accuracy_mean"] == trial_minimum
 
 
 # --- many workers: a real PostgreSQL server on 127.0.0.1 ------------------------------------------------

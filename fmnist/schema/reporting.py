@@ -1,0 +1,54 @@
+"""Schemas of the reporting sections: chapter (the book's numbers), plot and select."""
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, RootModel
+
+from fmnist.params import VARIANT_NAME, Section
+
+
+class ChapterResult(Section):
+    """A number the book reports, and which of our metrics it is comparable with."""
+
+    metric: Literal["val_accuracy", "test_accuracy", "cv_accuracy"]
+    value: float = Field(gt=0, le=1)
+
+
+class ChapterParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)], ChapterResult]]):
+    """variant name (or 'baseline') -> the chapter's result; variants the book has no number for are left out."""
+    SECTION: ClassVar[str] = "chapter"
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class PlotParams(Section):
+    SECTION: ClassVar[str] = "plot"
+    sample_images: int = Field(10, ge=1, le=30)  # the first N training images, in one row
+    # Variants drawn together in the optimizer comparison (training loss per epoch).
+    optimizer_comparison: list[Annotated[str, Field(pattern=VARIANT_NAME)]] = Field(min_length=1)
+    dpi: int = Field(100, ge=50, le=300)
+
+
+# Validation metrics only: the test set stays unseen until the chosen model is scored on it.
+SELECTION_METRICS = {  # metric -> (higher is better, in words)
+    "val_accuracy_mean": (True, "mean validation accuracy across seeds"),  # not one seed's luck
+    "val_accuracy": (True, "validation accuracy of seed 42"),  # the saved model's own
+    "val_loss": (False, "validation loss of seed 42"),
+}
+
+
+class SelectParams(Section):
+    """Which variant becomes models/best: the best by `metric` among `candidates` (all variants when empty)."""
+    SECTION: ClassVar[str] = "select"
+
+    metric: Literal["val_accuracy_mean", "val_accuracy", "val_loss"] = "val_accuracy_mean"
+    candidates: list[Annotated[str, Field(pattern=VARIANT_NAME)]] = []
+
+    def higher_is_better(self) -> bool:
+        return SELECTION_METRICS[self.metric][0]
+
+    def describe(self) -> str:
+        """'highest mean validation accuracy across seeds', 'lowest validation loss of seed 42'."""
+        return f"{'highest' if self.higher_is_better() else 'lowest'} {SELECTION_METRICS[self.metric][1]}"
+
