@@ -83,11 +83,9 @@ def recover(stage: str) -> str | None:
             return None
         try:
             record = json.loads(journal.read_text())
-        except ValueError:
-            record = None
-        if record is None:  # cannot happen with _write_journal's rename; say so rather than guess
+        except ValueError:  # cannot happen with _write_journal's rename; say so rather than guess
             raise StageError(f"{journal}: unreadable journal of an interrupted run of {stage}; check its outputs "
-                             "by hand, then delete it")
+                             "by hand, then delete it") from None
         outputs = [{key: Path(value) if key != "existed" else value for key, value in entry.items()}
                    for entry in record["outputs"]]
         if record["state"] == DONE:
@@ -124,7 +122,6 @@ class Transaction:
         self.stage = stage
         self.journal = _journal_of(stage)
         self.outputs: list[dict] = []  # final, tmp, backup (Paths), existed (whether final was there before)
-        self.committed = False
 
     def __enter__(self) -> "Transaction":
         repaired = recover(self.stage)
@@ -197,7 +194,6 @@ class Transaction:
                 self._record(DONE)  # the commit point: from here on, the new outputs stand
             except OSError as error:
                 self._undo(f"could not put the outputs of {self.stage} in place ({error}); the previous ones are kept")
-            self.committed = True
             try:
                 for entry in self.outputs:
                     _remove(entry["backup"])
