@@ -53,8 +53,7 @@ def test_ci_run_is_valid_bash_that_stops_on_errors():
 
 
 def test_make_reproduce_forces_every_stage_logs_them_and_checks_against_head():
-    recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", "reproduce"], cwd=REPO_ROOT, capture_output=True,
-                            text=True).stdout.splitlines()
+    recipe = make_dry_run("-W", "requirements.txt", "reproduce").splitlines()
     recipe = recipe[recipe.index("python -m fmnist.schema"):]  # after the venv's set-up (forced here by -W)
     assert any(line.startswith("FMNIST_RUN_LOG=") and line.endswith("dvc repro --force") for line in recipe), recipe
     assert recipe[-1] == "python -m stages.gate --reproduces HEAD --ran .dvc/tmp/stages-run.log"
@@ -129,15 +128,24 @@ def test_each_share_sets_up_pulls_runs_and_pushes_with_the_local_make_targets():
     assert summary["if"] == "always()" and "reports/sweeps/" in summary["run"]
 
 
+# make as a user runs it, not as a child of `make test` (whose MAKEFLAGS a nested make would inherit).
+USER_ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+
+
+def make_dry_run(*args: str) -> str:
+    """What `make -n ARGS` prints."""
+    return subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=REPO_ROOT, env=USER_ENV,
+                          capture_output=True, text=True).stdout
+
+
 def recipe_argv(target: str, variables: dict[str, str]) -> list[list[str]]:
     """The argv each `python -m fmnist.sweep` line of the target's recipe passes, with `variables` set as make
     exports them: the line make prints (-n), run by the shell with printf in python's place."""
-    recipe = subprocess.run(["make", "-n", "-W", "requirements.txt", target, *(f"{k}={v}" for k, v in variables.items())],
-                            cwd=REPO_ROOT, capture_output=True, text=True).stdout.splitlines()
+    recipe = make_dry_run("-W", "requirements.txt", target, *(f"{k}={v}" for k, v in variables.items())).splitlines()
     argv = []
     for line in (line for line in recipe if "fmnist.sweep" in line):
         shown = subprocess.run(["bash", "-c", line.replace("python -m fmnist.sweep", "printf '%s\\0'")],
-                               env={**os.environ, **variables}, capture_output=True, text=True, check=True).stdout
+                               env={**USER_ENV, **variables}, capture_output=True, text=True, check=True).stdout
         argv.append(shown.split("\0")[:-1])
     return argv
 
@@ -161,8 +169,7 @@ EVIL = 'x"\';date>pwned0;echo"$(date>pwned1)`date>pwned2`\'$PATH'
 def test_values_passed_to_make_never_reach_a_shell_line():
     variables = ["GRID", "SHARE", "SHARES", "SWEEP", "SWEEP_ARGS", "GATE_ARGS", "TUNE_ARGS", "PYTEST_ARGS"]
     for target in ("sweep", "sweep-collect", "gate", "tune", "test"):
-        printed = subprocess.run(["make", "-n", "-W", "requirements.txt", target, *(f"{v}={EVIL}" for v in variables)],
-                                 cwd=REPO_ROOT, capture_output=True, text=True).stdout
+        printed = make_dry_run("-W", "requirements.txt", target, *(f"{v}={EVIL}" for v in variables))
         assert "pwned" not in printed, (target, printed)
     assert recipe_argv("sweep", {"GRID": EVIL, "SHARE": EVIL, "SWEEP": EVIL}) == [
         ["run", "--grid", EVIL, "--share", EVIL, "--name", EVIL]]
@@ -175,12 +182,12 @@ def test_a_hostile_grid_reaches_the_sweep_parser_byte_for_byte_and_runs_nothing(
 
     project = copy_project(tmp_path / "project", ("Makefile", "requirements.txt", "params.yaml", "fmnist", "stages"))
     venv = f"VENV={REPO_ROOT / '.venv'}"
-    grid = subprocess.run(["make", "-s", "sweep", venv, f"GRID={EVIL}", "SHARE=1/1"], cwd=project,
-                          capture_output=True, text=True)
+    grid = subprocess.run(["make", "-s", "--no-print-directory", "sweep", venv, f"GRID={EVIL}", "SHARE=1/1"],
+                          cwd=project, env=USER_ENV, capture_output=True, text=True)
     assert grid.returncode != 0
     assert f"error: grid item {EVIL!r}: expected KEY=V1,V2" in grid.stderr, grid.stderr
-    share = subprocess.run(["make", "-s", "sweep", venv, "GRID=variants.softmax.epochs=1,2", f"SHARE={EVIL}"],
-                           cwd=project, capture_output=True, text=True)
+    share = subprocess.run(["make", "-s", "--no-print-directory", "sweep", venv, "GRID=variants.softmax.epochs=1,2",
+                            f"SHARE={EVIL}"], cwd=project, env=USER_ENV, capture_output=True, text=True)
     assert f"error: share {EVIL!r}: expected K/N" in share.stderr, share.stderr
     assert not list(project.glob("pwned*"))
 
@@ -195,7 +202,7 @@ def test_the_latest_releases_workflow_runs_weekly_with_unpinned_packages():
     assert make_targets(commands) == ["test-latest"]
     assert any(step.get("uses", "").startswith("actions/setup-python") and step["with"]["python-version"] == "3.11"
                for step in job["steps"])
-    recipe = subprocess.run(["make", "-n", "test-latest"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    recipe = make_dry_run("test-latest")
     unpin = next(line for line in recipe.splitlines() if line.startswith("sed "))
     pins = (REPO_ROOT / "requirements.in").read_text()
     unpinned = subprocess.run(["bash", "-c", unpin.split(" > ")[0]], input=pins, capture_output=True, text=True,
