@@ -41,7 +41,7 @@ gate: $(STAMP)
 RUN_LOG := .dvc/tmp/stages-run.log
 reproduce: $(STAMP)
 	python -m fmnist.schema
-	rm -f $(RUN_LOG)
+	mkdir -p $(dir $(RUN_LOG)) && rm -f $(RUN_LOG)
 	FMNIST_RUN_LOG="$(abspath $(RUN_LOG))" dvc repro --force
 	python -m stages.gate --reproduces HEAD --ran $(RUN_LOG)
 
