@@ -27,8 +27,9 @@ repro: $(STAMP)
 	dvc repro
 
 # PYTEST_ARGS goes through pytest's own PYTEST_ADDOPTS, which splits it as a shell would (-k 'a and b') but runs nothing.
+PYTEST := PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest
 test: $(STAMP)
-	PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest
+	$(PYTEST)
 
 # The metric gate: params.yaml `gates` minimums and max drop against `gates.reference` (main).
 # Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".
@@ -84,7 +85,7 @@ test-latest:
 	.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check -r .venv-latest/requirements-latest.txt
 	.venv-latest/bin/python -m pip freeze > .venv-latest/freeze.txt
 	@echo "newer than the lock (requirements.txt):"; grep -vxF -f requirements.txt .venv-latest/freeze.txt || echo "  nothing"
-	PATH="$(abspath .venv-latest)/bin:$$PATH" PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest
+	PATH="$(abspath .venv-latest)/bin:$$PATH" $(PYTEST)
 
 venv: $(STAMP)
 

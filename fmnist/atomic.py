@@ -15,7 +15,8 @@ from typing import Any, Iterator
 from fmnist.stage import interrupts_deferred
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -33,7 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
             os.close(fd)
             tmp = Path(tmp_name)
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; the output should look like any other file
+        tmp.chmod(0o666 & ~current_umask())  # mkstemp makes it private; the output should look like any other file
         yield tmp
         os.replace(tmp, final)
     finally:

@@ -48,7 +48,6 @@ from fmnist.schema.training import VariantsParams
 
 SWEEPS_DIR = Path("reports/sweeps")  # <sweep>.md and <sweep>.json, written by collect
 SWEEP_NAME = r"^[a-z][a-z0-9_-]{0,47}$"  # an experiment name prefix: also a valid git ref component
-EXP_REFS = compat.EXP_REFS
 
 
 @dataclass(frozen=True)
@@ -165,10 +164,11 @@ def exp_refs(where: str | None, names: set[str]) -> dict[str, list[tuple[str, st
     """{name: [(ref, commit), ...]} of the experiments called one of `names`, in this repo (where=None) or
     on git remote `where`."""
     if where is None:
-        lines = command(["git", "for-each-ref", "--format=%(refname) %(objectname)", EXP_REFS], "listing experiments")
+        lines = command(["git", "for-each-ref", "--format=%(refname) %(objectname)", compat.EXP_REFS],
+                        "listing experiments")
         pairs = [line.split() for line in lines.splitlines()]
     else:
-        lines = command(["git", "ls-remote", where, f"{EXP_REFS}/*"], f"listing the experiments on git remote {where}")
+        lines = command(["git", "ls-remote", where, f"{compat.EXP_REFS}/*"], f"listing the experiments on git remote {where}")
         pairs = [line.split()[::-1] for line in lines.splitlines()]
     found: dict[str, list[tuple[str, str]]] = {}
     for ref, commit in pairs:

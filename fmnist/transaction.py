@@ -33,12 +33,6 @@ JOURNAL_DIR = Path(".transactions")  # relative to the repository root, where st
 WRITING, SWAPPING, DONE = "writing", "swapping", "done"  # the journal's states, in order
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -140,8 +134,8 @@ class Transaction:
             {key: str(value) if isinstance(value, Path) else value for key, value in entry.items()}
             for entry in self.outputs]})
 
-    def _add(self, path: str | os.PathLike, make_folder: bool | None) -> Path:
-        """Journal the output's temporary name, then make it: a folder, an empty file, or (None) nothing yet."""
+    def _add(self, path: str | os.PathLike, make_folder: bool) -> Path:
+        """Journal the output's temporary name, then make it if it is a folder (a file is made by its first write)."""
         final = Path(path)
         if any(entry["final"] == final for entry in self.outputs):
             raise ValueError(f"{final}: already an output of this transaction")
@@ -154,9 +148,7 @@ class Transaction:
             self._record(WRITING)
             if make_folder:
                 entry["tmp"].mkdir()
-                entry["tmp"].chmod(0o777 & ~_umask())
-            elif make_folder is False:
-                entry["tmp"].touch(0o666 & ~_umask())
+                entry["tmp"].chmod(0o777 & ~atomic.current_umask())
         return entry["tmp"]
 
     def folder(self, path: str | os.PathLike) -> Path:
@@ -167,12 +159,9 @@ class Transaction:
         """The temporary that stands for output `path` until the commit (to read back what was written)."""
         return next(entry["tmp"] for entry in self.outputs if entry["final"] == Path(path))
 
-    def file(self, path: str | os.PathLike) -> Path:
-        """An empty temporary file that becomes `path` at commit."""
-        return self._add(path, make_folder=False)
-
     def write_bytes(self, path: str | os.PathLike, data: bytes) -> None:
-        self._add(path, make_folder=None).write_bytes(data)
+        """`data` as the file that becomes `path` at commit."""
+        self._add(path, make_folder=False).write_bytes(data)
 
     def write_text(self, path: str | os.PathLike, text: str) -> None:
         self.write_bytes(path, text.encode("utf-8"))

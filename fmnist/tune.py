@@ -32,13 +32,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fmnist import atomic, backend, compat, dataset, params, quiet
-
-from fmnist.paths import TUNED, TUNING_BEST, TUNING_DIR, TUNING_HISTORY, TUNING_IMPORTANCES, TUNING_TRIALS
-from fmnist.stage import StageError, interrupts_allowed, interrupts_deferred, run
 from fmnist.gate import derived_minimum
+from fmnist.paths import TUNED, TUNING_BEST, TUNING_DIR, TUNING_HISTORY, TUNING_IMPORTANCES, TUNING_TRIALS
 from fmnist.schema.tools import GatesParams, TuneParams
-from fmnist.spread import Spread
 from fmnist.schema.training import TrainParams, Variant, VariantsParams
+from fmnist.spread import Spread
+from fmnist.stage import StageError, interrupts_allowed, interrupts_deferred, run
 
 LIVE_DIR = Path("tuning/trial")  # dvclive's files of the trial being saved as an experiment (then removed)
 STORAGE_ENV = "FMNIST_TUNE_STORAGE"
@@ -282,8 +281,9 @@ def _figures(study, complete: int) -> None:
             plt.close(figure)
 
 
-def promote(variants: dict[str, Variant], tune: TuneParams) -> Variant:
-    """Write the best trial into params.yaml as the variant `tuned` (comments and layout kept)."""
+def promote(variants: dict[str, Variant], tune: TuneParams) -> tuple[Variant, float]:
+    """Write the best trial into params.yaml as the variant `tuned` (comments and layout kept), with its gate
+    minimum; returns both."""
     try:
         best = json.loads(TUNING_BEST.read_text())
     except FileNotFoundError:
@@ -318,7 +318,7 @@ def promote(variants: dict[str, Variant], tune: TuneParams) -> Variant:
     yaml.dump(document, text)
     params.parse(VariantsParams, {**document["variants"]})  # the new entry is valid before the file changes
     atomic.write_text(params.PARAMS_FILE, text.getvalue())
-    return Variant.model_validate(entry)
+    return Variant.model_validate(entry), minimum
 
 
 def _last_holder(node):
@@ -357,10 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     tune = params.load(TuneParams)
     variants = params.load(VariantsParams).root
     if args.command == "promote":
-        spec = promote(variants, tune)
+        spec, minimum = promote(variants, tune)
         print(f"params.yaml: variant '{TUNED}' = {spec.describe_layers()}; {spec.optimizer.describe()}; "
               f"batch {spec.batch_size}, up to {spec.epochs} epochs, gated at validation accuracy >= "
-              f"{params.load(GatesParams).minimum[TUNED + '.val_accuracy_mean']}; run `dvc repro` to train it "
+              f"{minimum}; run `dvc repro` to train it "
               "with every seed")
         return
     quiet.filter_stderr()  # TensorFlow's start-up notices
