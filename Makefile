@@ -1,4 +1,4 @@
-# The README's two commands: `make repro` runs the pipeline, `make test` runs the tests.
+# The README's two commands: `make repro` runs the pipeline, `make test` runs the tests; `make help` lists the rest.
 # Both create or update .venv from the pinned lock first; when it is current that costs nothing.
 PYTHON ?= python3
 VENV := .venv
@@ -19,58 +19,63 @@ USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARG
 $(foreach name,$(USER_VALUES),$(eval override $(name) := $$(value $(name))))
 export $(USER_VALUES)
 
-.PHONY: repro reproduce test test-latest mutation gate tune tune-promote sweep sweep-collect venv lock bench clean-venv
+.PHONY: help repro reproduce test test-latest mutation gate tune tune-promote sweep sweep-collect venv lock clean-venv
+.DEFAULT_GOAL := help
+
+# `make help` (and a bare `make`): every target with its one line, the text after `## ` on the target's line.
+help:  ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/^([a-z-]+):.*## (.*)/\1|\2/' | \
+	  awk -F'|' '{ printf "make %-15s %s\n", $$1, $$2 }'
 
 # params.yaml is checked whole first: DVC would start stages before the one with a bad value rejects it.
-repro: $(STAMP)
+repro: $(STAMP)  ## set up .venv, check params.yaml, run the pipeline (dvc repro)
 	python -m fmnist.schema
 	dvc repro
 
 # PYTEST_ARGS goes through pytest's own PYTEST_ADDOPTS, which splits it as a shell would (-k 'a and b') but runs nothing.
 PYTEST := PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest
-test: $(STAMP)
+test: $(STAMP)  ## set up .venv, run the tests (PYTEST_ARGS: more pytest options)
 	$(PYTEST)
 
 # The metric gate: params.yaml `gates` minimums and max drop against `gates.reference` (main).
 # Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".
-gate: $(STAMP)
+gate: $(STAMP)  ## the metric gate: minimums, and no drop against main (GATE_ARGS)
 	set -f; python -m stages.gate $$GATE_ARGS
 
 # A full reproduction, as CI checks it: every stage runs (--force: also those whose outputs are all in git, which
 # DVC would skip as up to date), each one that completes is logged, then this run's means must match HEAD's
 # within their spread, and every stage whose metrics are compared must be in the log.
 RUN_LOG := .dvc/tmp/stages-run.log
-reproduce: $(STAMP)
+reproduce: $(STAMP)  ## force every stage, then check the means against HEAD's spread
 	python -m fmnist.schema
 	mkdir -p $(dir $(RUN_LOG)) && rm -f $(RUN_LOG)
 	FMNIST_RUN_LOG="$(abspath $(RUN_LOG))" dvc repro --force
 	python -m stages.gate --reproduces HEAD --ran $(RUN_LOG)
 
 # The Optuna study of params.yaml `tune` (each trial a DVC experiment); TUNE_ARGS e.g. "--storage URL --trials N".
-tune: $(STAMP)
+tune: $(STAMP)  ## the Optuna study of params.yaml tune; run again to resume (TUNE_ARGS)
 	python -m fmnist.schema
-	set -f; python -m fmnist.tune $$TUNE_ARGS
+	set -f; python -m fmnist.tools.tune $$TUNE_ARGS
 
 # The study's best trial becomes the variant `tuned` in params.yaml; `make repro` then trains and reports it.
-tune-promote: $(STAMP)
-	python -m fmnist.tune promote
+tune-promote: $(STAMP)  ## the study's best trial becomes the variant tuned
+	python -m fmnist.tools.tune promote
 
-# A grid of params.yaml values as DVC experiments, split over machines (fmnist/sweep.py, README "Growing past
-# one machine"). Every machine runs its share and pushes it; one collects:
+# A grid of params.yaml values as DVC experiments, split over machines (fmnist/tools/sweep.py, docs/scaling.md). Every machine runs its share and pushes it; one collects:
 #   make sweep GRID='variants.dropout30.hidden.0.dropout=0.1,0.2,0.3,0.5' SHARE=2/4
 #   make sweep-collect GRID='...' SHARES=4
 # SWEEP names the experiments (default: sweep- and a hash of the grid); SWEEP_ARGS passes more options.
-sweep: $(STAMP)
+sweep: $(STAMP)  ## run this machine's share of a grid as DVC experiments (GRID, SHARE, SWEEP)
 	python -m fmnist.schema
-	set -f; python -m fmnist.sweep run --grid "$$GRID" --share "$$SHARE" $${SWEEP:+--name "$$SWEEP"} $$SWEEP_ARGS
+	set -f; python -m fmnist.tools.sweep run --grid "$$GRID" --share "$$SHARE" $${SWEEP:+--name "$$SWEEP"} $$SWEEP_ARGS
 
-sweep-collect: $(STAMP)
-	set -f; python -m fmnist.sweep collect --grid "$$GRID" $${SHARES:+--shares "$$SHARES"} $${SWEEP:+--name "$$SWEEP"} $$SWEEP_ARGS
+sweep-collect: $(STAMP)  ## pull every share's points, write reports/sweeps/<SWEEP>.md (GRID, SHARES)
+	set -f; python -m fmnist.tools.sweep collect --grid "$$GRID" $${SHARES:+--shares "$$SHARES"} $${SWEEP:+--name "$$SWEEP"} $$SWEEP_ARGS
 
 # Mutation testing of the statistics that decide pass or fail (pyproject.toml [tool.mutmut]): a developer tool,
 # installed on demand, not part of the lock.
 MUTMUT_VERSION := 3.8.1
-mutation: $(STAMP)
+mutation: $(STAMP)  ## mutation testing of the pass/fail statistics (mutmut)
 	python -m pip install --quiet --disable-pip-version-check mutmut==$(MUTMUT_VERSION)
 	rm -rf mutants
 	mutmut run
@@ -79,7 +84,7 @@ mutation: $(STAMP)
 # The tests against the newest releases of requirements.in's packages, unpinned, in .venv-latest (the scheduled
 # workflow .github/workflows/latest.yml): an upgrade's breakage shows here before users meet it. Prints what
 # differs from the lock first.
-test-latest:
+test-latest:  ## the tests against the newest releases, unpinned, in .venv-latest
 	rm -rf .venv-latest && $(PYTHON) -m venv .venv-latest
 	sed -E 's/[=<>!~]=[^ ;#]*//; s/[[:space:]]*#.*//' requirements.in | grep -v '^$$' > .venv-latest/requirements-latest.txt
 	.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check -r .venv-latest/requirements-latest.txt
@@ -87,7 +92,7 @@ test-latest:
 	@echo "newer than the lock (requirements.txt):"; grep -vxF -f requirements.txt .venv-latest/freeze.txt || echo "  nothing"
 	PATH="$(abspath .venv-latest)/bin:$$PATH" $(PYTEST)
 
-venv: $(STAMP)
+venv: $(STAMP)  ## create or update .venv from requirements.txt only
 
 # -qq: pip's errors only (a machine's own pip configuration can add warnings about index locations).
 $(STAMP): requirements.txt
@@ -96,12 +101,12 @@ $(STAMP): requirements.txt
 	touch $@
 
 # Regenerate the full lock from the direct pins in requirements.in.
-lock:
+lock:  ## regenerate requirements.txt from requirements.in
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet -r requirements.in
 	{ echo "# Full lock of requirements.in (generated by 'make lock' on Python 3.11, linux x86_64)."; \
 	  .venv-lock/bin/python -m pip freeze; } > requirements.txt
 	rm -rf .venv-lock
 
-clean-venv:
+clean-venv:  ## delete .venv
 	rm -rf $(VENV)

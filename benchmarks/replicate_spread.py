@@ -1,4 +1,4 @@
-"""Benchmark: seed replicates trained stacked (fmnist.replicates) against the same seeds trained one by one.
+"""Benchmark: seed replicates trained stacked (fmnist.core.replicates) against the same seeds trained one by one.
 
 The pipeline trains the chapter's seed alone and the other seeds together as one stacked model. This
 checks that the stacked replicates are the same experiment: for each variant asked for, the same seeds are
@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from fmnist.schema.training import TrainParams, VariantsParams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,12 +29,13 @@ def measure(backend_name: str, names: list[str], seeds: list[int]) -> dict:
     """Runs in a child process (the Keras backend is fixed per process)."""
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from fmnist import backend, dataset, params
+    from fmnist.core import backend, dataset
+    from fmnist.plumbing import params
 
     backend.use(backend_name)
     import keras
 
-    from fmnist import models, replicates
+    from fmnist.core import models, replicates
 
     train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
     shared = params.load(TrainParams).model_copy(update={"backend": backend_name})
@@ -49,7 +51,7 @@ def measure(backend_name: str, names: list[str], seeds: list[int]) -> dict:
     for name in names:
         spec = variants[name]
         alone, started = [], time.perf_counter()
-        for seed in seeds:  # the chapter's way, as fmnist.training does it, one process-wide seed at a time
+        for seed in seeds:  # the chapter's way, as fmnist.core.training does it, one process-wide seed at a time
             models.seed_everything(seed)
             model = models.compile_model(models.build(name, spec), spec, shared)
             with tempfile.TemporaryDirectory() as folder:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import machine  # benchmarks/machine.py, beside this script
+
 from fmnist.schema.training import TrainParams, VariantsParams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,13 +36,14 @@ def measure(style: str, backend_name: str, epochs: int) -> dict:
     """Runs in a child process: train relu100 for `epochs` epochs and time each one."""
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from fmnist import backend, dataset, params
+    from fmnist.core import backend, dataset
+    from fmnist.plumbing import params
 
     backend.use(backend_name)
     import keras
     import numpy as np
 
-    from fmnist import models
+    from fmnist.core import models
 
     train, val = dataset.load_prepared("train"), dataset.load_prepared("val")
     spec = params.load(VariantsParams).root["relu100"]

@@ -3,8 +3,9 @@ validation and test accuracy of the same model fitted on the train split, for th
 """
 import numpy as np
 
-from fmnist import baseline, dataset, params, paths, stage
-from fmnist.transaction import Transaction
+from fmnist.core import baseline, dataset
+from fmnist.plumbing import params, paths, runner
+from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.baseline import BaselineParams
 
 
@@ -24,4 +25,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

@@ -3,9 +3,9 @@
 The source ($FASHION_MNIST_MIRROR, Keras cache, canonical URL, Zalando mirror) is deliberately not
 a DVC dependency: the bytes are pinned, so switching mirrors does not invalidate anything.
 """
-from fmnist import params, stage
-from fmnist.paths import RAW_DIR
-from fmnist.download import Fetcher, default_sources
+from fmnist.core.download import Fetcher, default_sources
+from fmnist.plumbing import params, runner
+from fmnist.plumbing.paths import RAW_DIR
 from fmnist.schema.data import DownloadParams
 
 
@@ -24,4 +24,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

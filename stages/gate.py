@@ -15,9 +15,10 @@ Usage:
 import argparse
 from pathlib import Path
 
-from fmnist import gate, params, stage
-from fmnist.paths import BASELINE
-from fmnist.schema.tools import GatesParams
+from fmnist.core import gate
+from fmnist.plumbing import errors, params, runner
+from fmnist.plumbing.paths import BASELINE
+from fmnist.schema.gates import GatesParams
 from fmnist.schema.training import VariantsParams
 
 
@@ -68,9 +69,9 @@ def main() -> None:
         print(f"warning: {line}")
     failed = gate.failures(checks)
     if failed:
-        raise stage.StageError(f"{title} failed, {len(failed)} of {len(checks)} checks:\n  " + "\n  ".join(failed))
+        raise errors.StageError(f"{title} failed, {len(failed)} of {len(checks)} checks:\n  " + "\n  ".join(failed))
     print(f"{title}: all {len(checks)} checks pass")
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

@@ -4,11 +4,12 @@
 Reads only what earlier stages wrote; a declared variant without its files stops the stage with the
 name of the stage to run.
 """
-from fmnist import choice, dataset, figures, params, paths, results, stage
-from fmnist.transaction import Transaction
+from fmnist.core import choice, dataset, figures, results
+from fmnist.plumbing import params, paths, runner
+from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.baseline import BaselineParams
 from fmnist.schema.reporting import ChapterParams, PlotParams, SelectParams
-from fmnist.schema.training import VariantsParams
+from fmnist.schema.training import TrainParams, VariantsParams
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     chapter = params.load(ChapterParams)
     variants = params.load(VariantsParams).root
     baseline = params.load(BaselineParams)
+    seed = params.load(TrainParams).seed
     choice.check_declared(plot.optimizer_comparison, variants, "plot.optimizer_comparison")
     results.check_chapter(chapter, variants)
 
@@ -40,19 +42,22 @@ def main() -> None:
                 metrics = loaded[name].metrics
                 save(figures.training_curves(name, spec.description, histories[name], metrics["best_epoch"],
                                              metrics["stopped_epoch"], spec.monitor()), paths.curves_figure(name))
-        # The curves are seed 42's; the accuracy beside them is that seed's too (the means are in accuracy.png).
+        # The curves are the chapter seed's; the accuracy beside them is that seed's too (means: accuracy.png).
         labels_by_name = {name: f"{variants[name].optimizer.describe()}: {name}, validation accuracy "
-                                f"{loaded[name].metrics['val_accuracy']:.4f} (seed 42)" for name in plot.optimizer_comparison}
+                                f"{loaded[name].metrics['val_accuracy']:.4f} (seed {seed})"
+                          for name in plot.optimizer_comparison}
         save(figures.optimizer_comparison({n: histories[n] for n in plot.optimizer_comparison}, labels_by_name),
              paths.OPTIMIZERS_FIGURE)
         table = results.comparison_table(loaded, variants, chapter, baseline)
-        save(figures.accuracy_comparison(table), paths.ACCURACY_FIGURE)
-        title = (f"Test-set confusion matrix of {best}, seed 42\n({rule.describe()}; this model: "
-                 f"validation {loaded[best].metrics['val_accuracy']:.4f}, test {loaded[best].metrics['test_accuracy']:.4f})")
+        folds = loaded[results.BASELINE].metrics["cv_folds"]
+        save(figures.accuracy_comparison(table, seed, folds), paths.ACCURACY_FIGURE)
+        best_metrics = loaded[best].metrics
+        title = (f"Test-set confusion matrix of {best}, seed {seed}\n({rule.describe()}; this model: "
+                 f"validation {best_metrics['val_accuracy']:.4f}, test {best_metrics['test_accuracy']:.4f})")
         save(figures.confusion_heatmap(confusion, title), paths.CONFUSION_FIGURE)
     print(f"{paths.FIGURES_DIR}: {len(list(paths.FIGURES_DIR.glob('*.png')))} figures; "
           f"best variant ({rule.describe()}): {best}")
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

@@ -2,8 +2,9 @@
 
 Writes data/prepared/{train,val,test}.npz (float32 x of N x 28 x 28, uint8 y), no pickles.
 """
-from fmnist import dataset, params, paths, stage
-from fmnist.transaction import Transaction
+from fmnist.core import dataset
+from fmnist.plumbing import params, paths, runner
+from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.data import PrepareParams
 
 
@@ -19,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

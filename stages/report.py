@@ -1,12 +1,14 @@
 """Stage report: reports/summary.md, the results of every variant and the baseline beside the chapter's
 numbers, with the figures of the plot stage. Generated from the metrics files; never edit it by hand.
 """
-from fmnist import params, paths, report, results, stage
-from fmnist.transaction import Transaction
+from fmnist.core import dataset, report, results, spread
+from fmnist.plumbing import params, paths, runner
+from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.baseline import BaselineParams
 from fmnist.schema.data import DownloadParams, PrepareParams
+from fmnist.schema.gates import GatesParams
 from fmnist.schema.reporting import ChapterParams, SelectParams
-from fmnist.schema.training import VariantsParams
+from fmnist.schema.training import TrainParams, VariantsParams
 
 
 def main() -> None:
@@ -18,11 +20,14 @@ def main() -> None:
     table = results.comparison_table(loaded, variants, chapter, baseline)
     rule = params.load(SelectParams)
     best = results.best_variant(loaded, rule)
-    markdown = report.render(table, loaded, variants, best, rule, params.load(DownloadParams), params.load(PrepareParams))
+    gates = params.load(GatesParams)
+    markdown = report.render(table, loaded, variants, best, rule, params.load(DownloadParams),
+                             params.load(PrepareParams), params.load(TrainParams).seed,
+                             spread.Tolerances(gates.k, gates.floor), dataset.image_counts())
     with Transaction("report") as outputs:
         outputs.write_text(paths.SUMMARY_REPORT, markdown)
     print(f"{paths.SUMMARY_REPORT}: {len(table)} rows; best variant ({rule.describe()}): {best}")
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

@@ -4,9 +4,11 @@ Writes models/best/model.keras (a byte-for-byte copy of the file train@<variant>
 selection.json (which variant, why, its metrics, the data checksums and library versions) and
 reports/model_card.md. dvc.yaml registers models/best/model.keras as the artifact `fashion-classifier`.
 """
-from fmnist import atomic, params, paths, results, selection, stage
-from fmnist.transaction import Transaction
+from fmnist.core import dataset, results, selection, spread
+from fmnist.plumbing import atomic, params, paths, runner
+from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.data import DownloadParams, PrepareParams
+from fmnist.schema.gates import GatesParams
 from fmnist.schema.reporting import SelectParams
 from fmnist.schema.training import TrainParams, VariantsParams
 
@@ -20,10 +22,11 @@ def main() -> None:
     source = selection.scored_model(best, loaded[best])
     model_bytes = source.read_bytes()
     selected = selection.record(best, loaded[best], variants[best], rule, candidates, source, model_bytes,
-                                params.load(TrainParams),
-                                params.load(DownloadParams), params.load(PrepareParams))
+                                params.load(TrainParams), params.load(DownloadParams), params.load(PrepareParams))
+    gates = params.load(GatesParams)
     card = selection.model_card(selected, loaded[best], variants[best], rule, candidates,
-                                results.confusion_counts(best))
+                                results.confusion_counts(best), spread.Tolerances(gates.k, gates.floor),
+                                dataset.image_counts())
     with Transaction("select") as outputs:
         folder = outputs.folder(paths.BEST_DIR)
         (folder / paths.BEST_MODEL_FILE).write_bytes(model_bytes)
@@ -35,4 +38,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

@@ -11,8 +11,9 @@ Usage: python -m stages.train <variant>
 import sys
 import time
 
-from fmnist import backend, dataset, params, paths, quiet, stage
-from fmnist.transaction import Transaction
+from fmnist.core import backend, dataset
+from fmnist.plumbing import errors, params, paths, processes, quiet, runner
+from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.training import TrainParams, VariantsParams
 
 
@@ -21,10 +22,10 @@ def variant_spec(argv: list[str]):
     shared = params.load(TrainParams)
     variants = params.load(VariantsParams).root  # every variant: a typo anywhere stops before any training
     if len(argv) != 2:
-        raise stage.StageError(f"usage: python -m {argv[0]} <variant>  (variants: {', '.join(variants)})")
+        raise errors.StageError(f"usage: python -m {argv[0]} <variant>  (variants: {', '.join(variants)})")
     name = argv[1]
     if name not in variants:
-        raise stage.StageError(f"variant '{name}' is not declared in params.yaml (declared: {', '.join(variants)})")
+        raise errors.StageError(f"variant '{name}' is not declared in params.yaml (declared: {', '.join(variants)})")
     return name, variants[name], shared
 
 
@@ -35,9 +36,9 @@ def main() -> None:
     train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
     backend.use(shared.backend)
     # The other seeds train in a child process meanwhile (on a second core), the chapter's seed here.
-    job = stage.Child(f"training the other seeds of {name}", "fmnist.replicates", name) if shared.replicates > 1 else None
+    job = processes.Child(f"training the other seeds of {name}", "fmnist.core.replicates", name) if shared.replicates > 1 else None
     try:
-        from fmnist import evaluation, training  # import keras: only after the backend is chosen
+        from fmnist.core import evaluation, training  # import keras: only after the backend is chosen
 
         # Every output below is written under a temporary name and swapped in together, or not at all.
         with Transaction(paths.stage_for(name)) as outputs:
@@ -55,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    runner.run(main)

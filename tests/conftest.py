@@ -14,8 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from fmnist import idx
-from fmnist.dataset import FILES
+from fmnist.core import idx
+from fmnist.core.dataset import FILES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ Every filesystem write the stage makes inside the repository (an open for writin
 folder: CPython's audit events) is counted. A probe run counts them, n in all; then for each k in 1..n the stage
 runs again from the previous outputs with the k-th write failing (OSError) or with SIGINT delivered there.
 After each run it records which outputs are left (all previous, all new or a mix), what is stray (temporaries,
-backups, journals), what the next run repaired (fmnist.transaction.recover, the first thing a run does), and
+backups, journals), what the next run repaired (fmnist.plumbing.transaction.recover, the first thing a run does), and
 whether DVC's status agrees. The stage runs in this one process, so TensorFlow starts once, not 2n times.
 Prints one JSON line: {"writes": [...], "runs": [...]}; tests/test_faults.py asserts on it.
 """
@@ -19,7 +19,8 @@ import signal
 import sys
 from pathlib import Path
 
-from fmnist import compat, paths, transaction
+from fmnist.compat import experiments as compat
+from fmnist.plumbing import paths, transaction
 
 ROOT = Path.cwd().resolve()
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from fmnist import atomic
+from fmnist.plumbing import atomic
 
 
 def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path):

@@ -139,18 +139,18 @@ def make_dry_run(*args: str) -> str:
 
 
 def recipe_argv(target: str, variables: dict[str, str]) -> list[list[str]]:
-    """The argv each `python -m fmnist.sweep` line of the target's recipe passes, with `variables` set as make
+    """The argv each `python -m fmnist.tools.sweep` line of the target's recipe passes, with `variables` set as make
     exports them: the line make prints (-n), run by the shell with printf in python's place."""
     recipe = make_dry_run("-W", "requirements.txt", target, *(f"{k}={v}" for k, v in variables.items())).splitlines()
     argv = []
-    for line in (line for line in recipe if "fmnist.sweep" in line):
-        shown = subprocess.run(["bash", "-c", line.replace("python -m fmnist.sweep", "printf '%s\\0'")],
+    for line in (line for line in recipe if "fmnist.tools.sweep" in line):
+        shown = subprocess.run(["bash", "-c", line.replace("python -m fmnist.tools.sweep", "printf '%s\\0'")],
                                env={**USER_ENV, **variables}, capture_output=True, text=True, check=True).stdout
         argv.append(shown.split("\0")[:-1])
     return argv
 
 
-def test_the_workflows_make_targets_run_fmnist_sweep_as_the_readme_documents():
+def test_the_workflows_make_targets_run_fmnist_sweep_as_the_docs_document():
     """The make lines the workflow runs, expanded by make and the shell, are the sweep commands a laptop runs."""
     assert recipe_argv("sweep", {"GRID": "a.b=1,2", "SHARE": "2/3", "SWEEP": "s"}) == [
         ["run", "--grid", "a.b=1,2", "--share", "2/3", "--name", "s"]]
@@ -158,8 +158,8 @@ def test_the_workflows_make_targets_run_fmnist_sweep_as_the_readme_documents():
         ["collect", "--grid", "a.b=1,2", "--shares", "3", "--name", "s"]]
     assert recipe_argv("sweep", {"GRID": "a.b=1,2", "SHARE": "1/1", "SWEEP_ARGS": "--jobs 2 --no-push"}) == [
         ["run", "--grid", "a.b=1,2", "--share", "1/1", "--jobs", "2", "--no-push"]]
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert "make sweep GRID=" in readme and "make sweep-collect GRID=" in readme
+    documented = (REPO_ROOT / "docs/scaling.md").read_text()
+    assert "make sweep GRID=" in documented and "make sweep-collect GRID=" in documented
 
 
 # Quotes, ';', $( ) and backticks: run as commands, each would create a file in the working folder.

@@ -1,4 +1,4 @@
-"""Each library internal fmnist/compat.py relies on still behaves as assumed. A failure names the library, the
+"""Each library internal fmnist/compat/ relies on still behaves as assumed. A failure names the library, the
 version it was written for, and what a user would see break. `.github/workflows/latest.yml` runs these against
 the newest releases."""
 import io
@@ -8,7 +8,7 @@ from importlib import metadata
 
 import pytest
 
-from fmnist import compat
+from fmnist.compat import experiments, pipeline
 from tests.helpers import GIT_USER, run
 
 
@@ -30,7 +30,7 @@ def test_pydantic_validator_messages_carry_the_value_error_prefix_we_strip():
     with pytest.raises(ValidationError) as raised:
         Model(x=2)
     error = raised.value.errors()[0]
-    assert compat.pydantic_error_message(error) == "must be odd", broke(
+    assert pipeline.pydantic_error_message(error) == "must be odd", broke(
         "pydantic", "2.14, messages 'Value error, <text>'",
         f"params.yaml errors would read {error['msg']!r} instead of the validator's own text")
 
@@ -40,7 +40,7 @@ def test_tensorflow_op_determinism_can_be_switched_off_again():
 
     tf.config.experimental.enable_op_determinism()
     try:
-        compat.disable_tf_op_determinism()
+        pipeline.disable_tf_op_determinism()
     except ImportError as error:
         pytest.fail(broke("tensorflow", "2.21, tensorflow.python.framework.config.disable_op_determinism",
                           f"the train stage cannot evaluate as a fresh process does ({error})"))
@@ -53,7 +53,7 @@ def test_tensorflow_op_determinism_can_be_switched_off_again():
 def test_a_none_in_sys_modules_makes_an_import_fail_and_is_undone():
     name = "tabnanny"  # a standard-library module nothing here imports
     assert name not in sys.modules
-    with compat.modules_hidden((name,)):
+    with pipeline.modules_hidden((name,)):
         with pytest.raises(ImportError):
             __import__(name)
     assert __import__(name).__name__ == name, broke(
@@ -75,20 +75,20 @@ def dvc_repo(tmp_path):
 
 def test_dvc_lists_missing_outputs_and_saves_experiments_under_refs_exps(dvc_repo, monkeypatch):
     monkeypatch.chdir(dvc_repo)
-    repo = compat.open_repo(str(dvc_repo))
-    assert compat.missing_outputs(repo) == ["out.txt"], broke(
+    repo = experiments.open_repo(str(dvc_repo))
+    assert experiments.missing_outputs(repo) == ["out.txt"], broke(
         "dvc", "3.67, Repo.index.outs and Output.exists", "make tune would not say which outputs are missing")
     run([sys.executable, "-m", "dvc", "repro", "-q"], dvc_repo)
-    repo = compat.open_repo(str(dvc_repo))
-    assert compat.missing_outputs(repo) == []
+    repo = experiments.open_repo(str(dvc_repo))
+    assert experiments.missing_outputs(repo) == []
     (dvc_repo / "live.txt").write_text("a trial's log\n")  # untracked, like tuning/live
     monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@example.com")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@example.com")
-    compat.save_experiment(repo, "study-trial-000", ["live.txt"], "a trial")
-    refs = run(["git", "for-each-ref", "--format=%(refname)", compat.EXP_REFS], dvc_repo).stdout.split()
-    names = [compat.experiment_name_of_ref(ref) for ref in refs]  # None: DVC's bookkeeping refs (exec/EXEC_HEAD)
+    experiments.save_experiment(repo, "study-trial-000", ["live.txt"], "a trial")
+    refs = run(["git", "for-each-ref", "--format=%(refname)", experiments.EXP_REFS], dvc_repo).stdout.split()
+    names = [experiments.experiment_name_of_ref(ref) for ref in refs]  # None: DVC's bookkeeping refs (exec/EXEC_HEAD)
     assert [name for name in names if name] == ["study-trial-000"], broke(
         "dvc", "3.67, refs/exps/<commit[:2]>/<commit[2:]>/<name>",
         f"make sweep would not find its experiments (refs: {refs})")
@@ -99,11 +99,11 @@ def test_dvc_lists_missing_outputs_and_saves_experiments_under_refs_exps(dvc_rep
 
 def test_dvc_queue_status_names_a_queued_experiment(dvc_repo):
     status = run([sys.executable, "-m", "dvc", "queue", "status"], dvc_repo).stdout
-    assert not compat.queue_has_queued(status)
+    assert not experiments.queue_has_queued(status)
     run([sys.executable, "-m", "dvc", "exp", "run", "-q", "--queue", "--name", "waiting"], dvc_repo)
     status = run([sys.executable, "-m", "dvc", "queue", "status"], dvc_repo).stdout
     try:
-        assert compat.queue_has_queued(status), broke(
+        assert experiments.queue_has_queued(status), broke(
             "dvc", "3.67, a 'Queued' status column in `dvc queue status`",
             f"make sweep would run someone else's queued experiments; it printed:\n{status}")
     finally:
@@ -115,11 +115,11 @@ def test_ruamel_keeps_the_comment_after_a_block_where_we_move_it():
 
     yaml = YAML()
     document = yaml.load("variants:\n  a:\n    epochs: 5\n\n# the next section\ngates: {}\n")
-    token = compat.take_comment_after(document["variants"]["a"], "epochs")
+    token = experiments.take_comment_after(document["variants"]["a"], "epochs")
     assert token is not None, broke("ruamel.yaml", "0.19, comments in .ca.items[key][2]",
                                     "make tune-promote would leave params.yaml's section comment in the wrong place")
     document["variants"]["b"] = yaml.load("epochs: 7\n")
-    compat.put_comment_after(document["variants"]["b"], "epochs", token)
+    experiments.put_comment_after(document["variants"]["b"], "epochs", token)
     text = io.StringIO()
     yaml.dump(document, text)
     assert text.getvalue() == "variants:\n  a:\n    epochs: 5\n  b:\n    epochs: 7\n\n# the next section\ngates: {}\n", \
@@ -127,7 +127,7 @@ def test_ruamel_keeps_the_comment_after_a_block_where_we_move_it():
 
 
 def test_dvclive_names_keras_metrics_as_its_own_callback_does():
-    """fmnist/training.py's LiveHistory (dvclive's Keras callback without its `import tensorflow`) names metrics
+    """fmnist/core/training.py's LiveHistory (dvclive's Keras callback without its `import tensorflow`) names metrics
     with dvclive.utils.standardize_metric_name, a helper outside dvclive's documented API."""
     from dvclive.utils import standardize_metric_name
 

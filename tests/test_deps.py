@@ -1,11 +1,11 @@
-"""dvc.yaml's deps are the code each stage runs (fmnist/deps.py), and dvc.lock holds only stages that exist."""
+"""dvc.yaml's deps are the code each stage runs (fmnist/tools/deps.py), and dvc.lock holds only stages that exist."""
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from fmnist import deps
+from fmnist.tools import deps
 from tests.conftest import REPO_ROOT
 
 
@@ -27,21 +27,21 @@ def append(path, line):
 
 
 def test_a_new_import_in_a_stage_fails_naming_the_stage_and_the_module(tree):
-    append(tree / "stages/baseline.py", "from fmnist import figures  # noqa")
+    append(tree / "stages/baseline.py", "from fmnist.core import figures  # noqa")
     assert deps.problems(tree) == [
-        "stage 'baseline' imports fmnist/figures.py (through stages.baseline), but dvc.yaml does not list it in its "
-        "deps: add it, or to fmnist/deps.py RESULT_NEUTRAL with the reason it cannot change the stage's results"]
+        "stage 'baseline' imports fmnist/core/figures.py (through stages.baseline), but dvc.yaml does not list it in its "
+        "deps: add it, or to fmnist/tools/deps.py RESULT_NEUTRAL with the reason it cannot change the stage's results"]
 
 
 def test_an_import_deep_in_the_library_reaches_every_stage_that_runs_it(tree):
-    append(tree / "fmnist/idx.py", "import fmnist.figures  # noqa")  # idx: under prepare, baseline, train, ...
+    append(tree / "fmnist/core/idx.py", "import fmnist.core.figures  # noqa")  # idx: under prepare, baseline, train, ...
     missing = {line.split("'")[1] for line in deps.problems(tree)}
     assert missing == {"prepare", "baseline", "train@*", "select", "report"}  # plot declares figures.py already
 
 
 def test_a_module_run_as_a_child_process_counts_as_imported(tree):
-    append(tree / "stages/prepare.py", "stage.Child('helper', 'fmnist.figures', 'x')")
-    assert any("stage 'prepare' imports fmnist/figures.py" in line for line in deps.problems(tree))
+    append(tree / "stages/prepare.py", "processes.Child('helper', 'fmnist.core.figures', 'x')")
+    assert any("stage 'prepare' imports fmnist/core/figures.py" in line for line in deps.problems(tree))
 
 
 def test_a_package_init_with_code_must_be_declared(tree):
@@ -51,8 +51,8 @@ def test_a_package_init_with_code_must_be_declared(tree):
 
 def test_a_declared_module_the_stage_no_longer_imports_is_named(tree):
     (tree / "dvc.yaml").write_text((tree / "dvc.yaml").read_text().replace(
-        "      - stages/report.py\n", "      - stages/report.py\n      - fmnist/figures.py\n"))
-    assert deps.problems(tree) == ["stage 'report' lists fmnist/figures.py in its deps, but its command no longer "
+        "      - stages/report.py\n", "      - stages/report.py\n      - fmnist/core/figures.py\n"))
+    assert deps.problems(tree) == ["stage 'report' lists fmnist/core/figures.py in its deps, but its command no longer "
                                    "imports it: remove it"]
 
 
@@ -61,6 +61,25 @@ def test_result_neutral_modules_exist_and_say_why_and_no_schema_is_among_them():
         assert (REPO_ROOT / path).is_file(), path
         assert len(reason) > 20, path
         assert not path.startswith("fmnist/schema/"), path  # schemas hold defaults, which change results
+
+
+def test_the_plumbing_folder_is_exactly_the_result_neutral_code():
+    """The layout tells: a module in fmnist/plumbing/ is result-neutral (listed with its reason), and nothing
+    outside it is."""
+    plumbing = {path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "fmnist/plumbing").glob("*.py")
+                if path.name != "__init__.py"}
+    assert plumbing == set(deps.RESULT_NEUTRAL)
+    assert deps.docstring_only(REPO_ROOT / "fmnist/plumbing/__init__.py")
+
+
+def test_stages_never_import_each_other_nor_the_tools():
+    for stage_file in sorted((REPO_ROOT / "stages").glob("*.py")):
+        module = f"stages.{stage_file.stem}"
+        reached = deps.closure(module, REPO_ROOT)
+        others = sorted(path for path in reached if path.startswith("stages/") and path not in
+                        (f"stages/{stage_file.name}", "stages/__init__.py"))
+        tools = sorted(path for path in reached if path.startswith("fmnist/tools/"))
+        assert (others, tools) == ([], []), module
 
 
 def test_dvc_lock_has_no_entry_for_a_stage_that_is_gone(tmp_path):

@@ -7,13 +7,14 @@ import sys
 
 import pytest
 
-from fmnist import params, spread
-from fmnist.results import val_accuracy_spread
-from fmnist.stage import StageError
+from fmnist.core import spread
+from fmnist.core.results import val_accuracy_spread
+from fmnist.plumbing import params
+from fmnist.plumbing.errors import StageError
+from fmnist.schema.training import TrainParams
 from tests.conftest import TINY_VARIANTS, copy_pipeline
 from tests.helpers import edit_params, run
 from tests.test_train_pipeline import ran_stages
-from fmnist.schema.training import TrainParams
 
 TWO_DEVICES = "--xla_force_host_platform_device_count=2"
 

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from fmnist import download
-from fmnist.download import DownloadError, Fetcher, Source
+from fmnist.core import download
+from fmnist.core.download import DownloadError, Fetcher, Source
 from fmnist.schema.data import DownloadParams
 
 
@@ -157,7 +157,7 @@ def test_source_joins_url_and_folder_paths():
 
 @pytest.mark.real_data
 def test_committed_pins_verify_the_real_files(tmp_path, real_mirror):
-    from fmnist import params
+    from fmnist.plumbing import params
     from tests.conftest import REPO_ROOT
 
     pins = params.load(DownloadParams, REPO_ROOT / "params.yaml").sha256.by_file_name()

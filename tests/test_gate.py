@@ -5,12 +5,13 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 
-import numpy as np
-
-from fmnist import paths, spread
+from fmnist.core import spread
+from fmnist.plumbing import paths
 from tests.helpers import commit_all, copy_project, edit_params, init_git_dvc_repo, run, run_stage
+
 
 def seed_results(name: str, mean: float, std: float, n: int = 5, seed: int = 0) -> dict:
     """A variant's metrics file built from synthetic per-seed accuracies (normal, the given mean and std)."""
@@ -266,7 +267,7 @@ def test_the_baseline_needs_a_minimum_too(repo):
     (0.8801, 0.0, 5, 0.87),       # rounded down, never up
 ])
 def test_derived_minimum_follows_the_rule_params_yaml_states(mean, std, n, expected):
-    from fmnist import gate as gate_module
+    from fmnist.core import gate as gate_module
 
     assert gate_module.derived_minimum(spread.Spread(mean, std, n), 3.0, 0.01) == expected
 

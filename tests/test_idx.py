@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from fmnist import idx
+from fmnist.core import idx
 
 
 def test_round_trip_plain_and_gz(tmp_path):

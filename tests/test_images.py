@@ -1,11 +1,11 @@
-"""fmnist.images: pictures made into Fashion-MNIST images with Pillow, and every kind of bad picture refused."""
+"""fmnist.tools.images: pictures made into Fashion-MNIST images with Pillow, and every kind of bad picture refused."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist import images
+from fmnist.tools import images
 
 RNG = np.random.default_rng(7)
 

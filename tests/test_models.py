@@ -2,17 +2,18 @@
 import numpy as np
 import pytest
 
-from fmnist import backend
+from fmnist.core import backend
 
 backend.use("tensorflow")
 
 import keras  # noqa: E402  (the backend must be chosen first)
 
-from fmnist import evaluation, models, params, paths, training  # noqa: E402
-from fmnist.dataset import Split  # noqa: E402
+from fmnist.core import evaluation, models, training  # noqa: E402
+from fmnist.core.dataset import Split  # noqa: E402
+from fmnist.plumbing import params, paths  # noqa: E402
+from fmnist.schema.training import TrainParams, VariantsParams
 from tests.conftest import make_fake_images  # noqa: E402
 from tests.test_params import committed_params  # noqa: E402
-from fmnist.schema.training import TrainParams, VariantsParams
 
 COMMITTED = params.parse(VariantsParams, committed_params()["variants"]).root
 SHARED = params.parse(TrainParams, committed_params()["train"])
@@ -154,7 +155,7 @@ def test_interrupted_training_leaves_no_partial_output(in_tmp, tiny, monkeypatch
 
 
 def test_missing_and_corrupt_model_files_name_the_file_and_the_stage(in_tmp, tiny):
-    from fmnist.stage import StageError
+    from fmnist.plumbing.errors import StageError
 
     train, val = tiny
     spec = variant(hidden=[{"units": 8, "activation": "relu"}])

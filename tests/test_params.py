@@ -3,13 +3,13 @@ import re
 import pytest
 import yaml
 
-from fmnist import params
-from fmnist.params import ParamsError
-from tests.conftest import REPO_ROOT
-from fmnist.schema.sections import SECTIONS
+from fmnist.plumbing import params
+from fmnist.plumbing.params import ParamsError
 from fmnist.schema.baseline import BaselineParams
 from fmnist.schema.data import DownloadParams, PrepareParams
+from fmnist.schema.sections import SECTIONS
 from fmnist.schema.training import TrainParams, VariantsParams
+from tests.conftest import REPO_ROOT
 
 
 def committed_params():

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fmnist.dataset import FILE_NAMES
+from fmnist.core.dataset import FILE_NAMES
 from tests.conftest import copy_pipeline
 from tests.helpers import copy_project, edit_params, run, stage_env
 

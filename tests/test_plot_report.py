@@ -12,13 +12,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from fmnist import dataset, figures, paths, spread
-from fmnist.dataset import CLASS_NAMES
-from tests.conftest import write_fake_dataset
-from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage
+from fmnist.core import dataset, figures, spread
+from fmnist.core.dataset import CLASS_NAMES
+from fmnist.plumbing import paths
 from fmnist.schema.baseline import BaselineParams
 from fmnist.schema.reporting import ChapterParams
 from fmnist.schema.training import VariantsParams
+from tests.conftest import write_fake_dataset
+from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage
 
 DPI = 60
 VARIANTS = {
@@ -302,12 +303,13 @@ def test_damaged_results_are_named_with_the_stage_to_rerun(results_repo, tmp_pat
 def test_accuracy_figure_draws_means_with_their_spread_and_seed_42(results_repo, monkeypatch):
     repo, metrics = results_repo
     monkeypatch.chdir(repo)
-    from fmnist import params, results
+    from fmnist.core import results
+    from fmnist.plumbing import params
 
     variants = params.load(VariantsParams).root
     loaded = {name: results.load_result(name) for name in [results.BASELINE, *variants]}
     table = results.comparison_table(loaded, variants, params.load(ChapterParams), params.load(BaselineParams))
-    figure = figures.accuracy_comparison(table)
+    figure = figures.accuracy_comparison(table, 42, 5)
     ax = figure.axes[0]
     bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]
     rows = table.iloc[::-1].reset_index(drop=True)  # drawn bottom-up
@@ -320,6 +322,46 @@ def test_accuracy_figure_draws_means_with_their_spread_and_seed_42(results_repo,
     # Seed 42's own values are marked on the bars.
     marks = [c for c in ax.collections if c.get_label() == "seed 42 (the chapter's seed)"][0]
     assert sorted(marks.get_offsets()[:, 0]) == pytest.approx(sorted(rows["val_accuracy"]))
+    # The labels say what params and data say: another seed and fold count, other labels.
+    labels = [c.get_label() for c in figures.accuracy_comparison(table, 7, 3).axes[0].collections]
+    assert "seed 7 (the chapter's seed)" in labels and "the chapter's value (baseline: 3-fold CV)" in labels
+
+
+def test_labels_come_from_params_and_data_not_literals(results_repo, tmp_path):
+    repo, _ = results_repo
+    summary, card = (repo / paths.SUMMARY_REPORT).read_text(), (repo / paths.MODEL_CARD).read_text()
+    # write_fake_dataset's 60 training and 20 test images, split 0.2: 48 / 12.
+    assert "of the 60 training images; test: the 20 test images" in summary
+    assert "Training: 60 images" in card and "into 48 for training and 12 for validation" in card
+    assert "Test: the 20 test images" in card and "Fashion-MNIST (© 2017 Zalando SE, MIT license): 80 " in card
+    repo = copy_with_results(results_repo[0], tmp_path)
+    edit_params(repo, lambda d: d["train"].update(seed=7))
+    for name in ("select", "plot", "report"):
+        assert run_stage(name, repo).returncode == 0
+    summary, card = (repo / paths.SUMMARY_REPORT).read_text(), (repo / paths.MODEL_CARD).read_text()
+    assert "| epochs (seed 7) " in summary and "the chapter's seed 7 first" in summary and "| ours, seed 7 " in summary
+    assert "| seed 7 (this file) " in card
+    assert "seed 42" not in summary and "seed-42" not in summary and "seed 42" not in card
+
+
+@pytest.mark.parametrize("k, floor, verdict", [
+    (0.1, 0.0, ", told apart; tolerance "),                      # a tiny tolerance tells every pair apart
+    (10.0, 0.5, ", not told apart from seed noise; tolerance "),  # a huge one none
+])
+def test_select_and_report_judge_by_the_gates_params(results_repo, tmp_path, k, floor, verdict):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    edit_params(repo, lambda d: d["gates"].update(k=k, floor=floor))
+    for name in ("select", "report"):
+        assert run_stage(name, repo).returncode == 0
+    card, summary = (repo / paths.MODEL_CARD).read_text(), (repo / paths.SUMMARY_REPORT).read_text()
+    rule = f"{k:g} standard errors of the difference" + (f" (at least {floor:g})" if floor else "")
+    runners_up = [line for line in card.splitlines() if line.startswith("- ") and " behind, " in line]
+    assert runners_up and all(verdict in line and line.endswith(f", {rule}") for line in runners_up)
+    if floor:
+        assert f"Not told apart from it by the seed spread, within {rule} of its mean validation accuracy" in summary
+    else:
+        assert "The seed spread tells every other variant apart from it: each is below" in summary
+        assert f"by more than {rule}." in summary
 
 
 # --- select: models/best and the model card -----------------------------------------------------------

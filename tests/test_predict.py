@@ -1,4 +1,4 @@
-"""Using the trained model: `python -m fmnist.predict` on the tiny pipeline's models (and on the real data),
+"""Using the trained model: `python -m fmnist.tools.predict` on the tiny pipeline's models (and on the real data),
 and the registry round trip: GTO tags -> `dvc artifacts get`."""
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fmnist import dataset, images, paths
-from fmnist.dataset import CLASS_NAMES
+from fmnist.core import dataset
+from fmnist.plumbing import paths
+from fmnist.schema.training import TrainParams, Variant
+from fmnist.tools import images
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
 from tests.helpers import commit_all, edit_params, run, stage_env
-from fmnist.schema.training import TrainParams, Variant
 
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
                 "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
 
 
 def predict(pipeline, *args, cwd: Path | None = None, check: bool = False):
-    """python -m fmnist.predict ARGS in the pipeline's repo, or in another folder with the project importable."""
+    """python -m fmnist.tools.predict ARGS in the pipeline's repo, or in another folder with the project importable."""
     env = {**pipeline.env, "PYTHONPATH": str(pipeline.repo)}
-    return run([sys.executable, "-m", "fmnist.predict", *map(str, args)], cwd or pipeline.repo, env, check=check)
+    return run([sys.executable, "-m", "fmnist.tools.predict", *map(str, args)], cwd or pipeline.repo, env, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +201,10 @@ def photo_like(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 @pytest.mark.real_data
 def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real_mirror, tmp_path):
-    from fmnist import backend
+    from fmnist.core import backend
 
     backend.use("tensorflow")
-    from fmnist import models
+    from fmnist.core import models
 
     # A chapter model (Flatten, Dense(100, relu), Adam) trained briefly on the real training images.
     train_images, train_labels = dataset.load_raw("train", real_mirror)
@@ -229,7 +230,7 @@ def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real
     env = stage_env(PYTHONPATH=str(REPO_ROOT))
     classes = {}
     for folder in ("form", "photos"):
-        result = run([sys.executable, "-m", "fmnist.predict", "--json", "--model", str(tmp_path / "model.keras"),
+        result = run([sys.executable, "-m", "fmnist.tools.predict", "--json", "--model", str(tmp_path / "model.keras"),
                       str(tmp_path / folder)], tmp_path, env)
         classes[folder] = {Path(p["path"]).stem: p["top"][0]["class"] for p in json.loads(result.stdout)["predictions"]}
     assert len(classes["form"]) == len(classes["photos"]) == 500

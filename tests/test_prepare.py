@@ -3,7 +3,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from fmnist import dataset, idx
+from fmnist.core import dataset, idx
 from tests.conftest import write_fake_dataset
 from tests.helpers import copy_project, run_stage
 

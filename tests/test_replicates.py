@@ -4,15 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from fmnist import backend
+from fmnist.core import backend
 
 backend.use("tensorflow")
 
 import keras  # noqa: E402  (the backend must be chosen first)
 
-from fmnist import evaluation, models, replicates, spread, training  # noqa: E402
+from fmnist.core import evaluation, models, replicates, spread, training  # noqa: E402
 from tests.test_models import ONE_SEED, SHARED, tiny, tiny_split, variant  # noqa: E402,F401
-
 
 # --- callbacks replayed per replicate must decide what Keras's own callbacks decide ---------------------
 
@@ -178,7 +177,8 @@ def test_tolerance_is_k_standard_errors_of_the_difference_with_a_floor():
 # --- the child process the train stage runs the other seeds in -------------------------------------------
 
 def test_a_child_error_comes_back_as_one_stage_error(monkeypatch):
-    from fmnist.stage import Child, StageError
+    from fmnist.plumbing.errors import StageError
+    from fmnist.plumbing.processes import Child
     from tests.conftest import REPO_ROOT
 
     monkeypatch.chdir(REPO_ROOT)
@@ -189,7 +189,8 @@ def test_a_child_error_comes_back_as_one_stage_error(monkeypatch):
 
 
 def test_a_crashed_child_shows_what_it_said(monkeypatch, capsys):
-    from fmnist.stage import Child, StageError
+    from fmnist.plumbing.errors import StageError
+    from fmnist.plumbing.processes import Child
 
     child = Child("the helper", "json.tool", "/no/such/file.json")
     with pytest.raises(StageError, match=r"^the helper failed: exit status [1-9]"):
@@ -198,7 +199,7 @@ def test_a_crashed_child_shows_what_it_said(monkeypatch, capsys):
 
 
 def test_stopping_a_child_ends_it():
-    from fmnist.stage import Child
+    from fmnist.plumbing.processes import Child
 
     child = Child("a sleeper", "timeit", "-n", "1", "import time; time.sleep(60)")
     child.stop()

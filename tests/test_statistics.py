@@ -1,5 +1,5 @@
 """The statistics that decide pass or fail, on hand-worked numbers, with no process started: the seed spread
-(fmnist/spread.py), the gate's checks (fmnist/gate.py), the selection rule (fmnist/choice.py).
+(fmnist/core/spread.py), the gate's checks (fmnist/core/gate.py), the selection rule (fmnist/core/choice.py).
 
 These are the tests mutmut runs against those modules (`make mutation`); the end-to-end gate runs through DVC
 are in tests/test_gate.py.
@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from fmnist import choice, gate, spread
-from fmnist.gate import Check, Tolerances
+from fmnist.core import choice, gate, spread
+from fmnist.core.gate import Check, Tolerances
+from fmnist.core.spread import Spread
+from fmnist.plumbing.errors import StageError
 from fmnist.schema.reporting import SelectParams
-from fmnist.spread import Spread
-from fmnist.stage import StageError
 
 # --- spread ------------------------------------------------------------------------------------------------
 
@@ -63,16 +63,32 @@ def test_tolerance_is_k_standard_errors_never_below_the_floor():
 
 
 def test_told_apart_compares_the_gap_with_the_tolerance_both_ways():
-    a = Spread(0.88, 0.01, 4)
-    assert spread.told_apart(a, Spread(0.85, 0.01, 4), 3, 0.0) == (True, pytest.approx(0.0212132, abs=1e-7))
-    assert spread.told_apart(Spread(0.85, 0.01, 4), a, 3, 0.0)[0] is True  # the sign of the gap does not matter
-    assert spread.told_apart(a, Spread(0.87, 0.01, 4), 3, 0.0)[0] is False
-    assert spread.told_apart(Spread(0.87, 0.0, 4), Spread(0.86, 0.0, 4), 3, 0.01)[0] is False  # a gap at the floor
-    assert spread.told_apart(Spread(0.8701, 0.0, 4), Spread(0.86, 0.0, 4), 3, 0.01)[0] is True
-    assert spread.told_apart(Spread(0.8, None, 1), Spread(0.9, None, 1), 3, 0.0) == (None, None)
+    a, rule = Spread(0.88, 0.01, 4), Tolerances(3, 0.0)
+    verdict = spread.told_apart(a, Spread(0.85, 0.01, 4), rule)
+    assert (verdict.apart, verdict.fixed) == (True, False)
+    assert verdict.allowed == pytest.approx(0.0212132, abs=1e-7)
+    assert verdict.difference == pytest.approx(0.03) and verdict.a_higher and not verdict.a_lower
+    flipped = spread.told_apart(Spread(0.85, 0.01, 4), a, rule)
+    assert flipped.apart is True and flipped.a_lower and not flipped.a_higher  # the sign of the gap does not matter
+    assert spread.told_apart(a, Spread(0.87, 0.01, 4), rule).apart is False
+    assert spread.told_apart(Spread(0.87, 0.0, 4), Spread(0.86, 0.0, 4), Tolerances(3, 0.01)).apart is False  # at the floor
+    assert spread.told_apart(Spread(0.8701, 0.0, 4), Spread(0.86, 0.0, 4), Tolerances(3, 0.01)).apart is True
+    no_spread = spread.told_apart(Spread(0.8, None, 1), Spread(0.9, None, 1), rule)
+    assert (no_spread.apart, no_spread.allowed) == (None, None) and not no_spread.a_lower
 
 
-# --- the gate's checks ---------------------------------------------------------------------------------------
+def test_told_apart_falls_back_to_the_fixed_tolerance_only_without_any_spread():
+    one = Spread(0.80, None, 1)
+    fixed = spread.told_apart(one, Spread(0.806, None, 1), Tolerances(3, 0.0, fixed=0.005))
+    assert (fixed.apart, fixed.allowed, fixed.fixed) == (True, 0.005, True) and fixed.a_lower
+    measured = spread.told_apart(one, Spread(0.806, 0.01, 5), Tolerances(3, 0.0, fixed=0.005))
+    assert measured.fixed is False and measured.apart is False  # one side's spread stands for both
+
+
+def test_the_rule_describes_itself_with_its_params():
+    assert Tolerances(3.0, 0.002).describe() == "3 standard errors of the difference (at least 0.002)"
+    assert Tolerances(2.5, 0.0).describe() == "2.5 standard errors of the difference"
+
 
 TOLERANCES = Tolerances(k=3.0, floor=0.002, fixed=0.005)
 NOW = {

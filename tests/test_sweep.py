@@ -1,4 +1,4 @@
-"""A sweep split over machines (fmnist.sweep, `make sweep` / `make sweep-collect`): the grid's arithmetic, and
+"""A sweep split over machines (fmnist.tools.sweep, `make sweep` / `make sweep-collect`): the grid's arithmetic, and
 three machines simulated on this one — three clones of one bare git repo sharing one local DVC remote, each
 running its share of a tiny grid, one of them dying midway, and a fourth clone collecting."""
 from __future__ import annotations
@@ -13,8 +13,9 @@ import time
 import pytest
 import yaml
 
-from fmnist import params, sweep
-from fmnist.stage import StageError
+from fmnist.plumbing import params
+from fmnist.plumbing.errors import StageError
+from fmnist.tools import sweep
 from tests.conftest import REPO_ROOT, copy_pipeline
 from tests.helpers import commit_all, copy_project, experiments_shown, init_git_dvc_repo, run
 from tests.test_train_pipeline import ran_stages
@@ -95,7 +96,7 @@ def test_the_variant_compared_is_the_one_the_grid_sets_or_the_one_named():
 def test_a_share_without_a_git_remote_or_a_dvc_remote_stops_before_queueing_anything(tmp_path):
     repo = copy_project(tmp_path / "repo")
     init_git_dvc_repo(repo)
-    command = [sys.executable, "-m", "fmnist.sweep", "run", "--grid", "variants.dropout30.epochs=3,4", "--share", "1/2"]
+    command = [sys.executable, "-m", "fmnist.tools.sweep", "run", "--grid", "variants.dropout30.epochs=3,4", "--share", "1/2"]
     no_git_remote = run(command, repo, check=False)
     assert no_git_remote.returncode == 1
     assert "error: finding git remote 'origin' (git remote -v lists them) failed" in no_git_remote.stderr
@@ -127,7 +128,7 @@ def test_the_best_point_beats_only_points_further_than_k_standard_errors_below_i
 # --- three machines and a collector, on one machine -------------------------------------------------------
 
 def sweep_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fmnist.sweep", *args, "--grid", GRID, "--name", NAME]
+    return [sys.executable, "-m", "fmnist.tools.sweep", *args, "--grid", GRID, "--name", NAME]
 
 
 def remote_refs(origin) -> list[str]:

@@ -165,7 +165,7 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
     for name in TINY_VARIANTS:
         line = said[f"train@{name}"][0]
         assert line.startswith(f"train@{name}: seed 42, ") and " validation 0." in line and " test 0." in line
-        assert f"5 seeds: validation 0." in line and f" on {backend}" in line
+        assert "5 seeds: validation 0." in line and f" on {backend}" in line
     assert said["download"][0].startswith("data/raw: 4 files verified")
     assert said["prepare"][0] == "data/prepared: 400 train, 100 validation, 100 test images"
     assert said["select"][0].startswith("select: tiny_") and "wrote models/best and reports/model_card.md" in said["select"][0]
@@ -209,7 +209,7 @@ def test_the_stderr_filter_drops_only_known_notices_and_passes_the_rest_in_full(
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(REPO_ROOT))
     assert result.returncode == (0 if ending == "finish" else -signal.SIGABRT)
-    from fmnist import quiet
+    from fmnist.plumbing import quiet
 
     expected = REAL_PROBLEMS + ([] if quiet.has_nvidia_driver() is False else [CU_INIT])
     assert sorted(result.stderr.splitlines()) == sorted(expected)

@@ -1,4 +1,4 @@
-"""A stage's outputs as one transaction (fmnist/transaction.py): every output is the previous one, or every
+"""A stage's outputs as one transaction (fmnist/plumbing/transaction.py): every output is the previous one, or every
 output is the new one, after an error, a failed rename, a Ctrl-C or a crash; nothing stray is left.
 The same promise on a real train@ stage, at every write it makes: tests/test_faults.py."""
 import json
@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from fmnist import transaction
-from fmnist.stage import StageError
-from fmnist.transaction import Transaction
+from fmnist.plumbing import transaction
+from fmnist.plumbing.errors import StageError
+from fmnist.plumbing.transaction import Transaction
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ def test_ctrl_c_during_the_commit_waits_for_it(workspace, monkeypatch):
 
 CRASH = textwrap.dedent("""
     import os, sys
-    from fmnist import transaction
-    from fmnist.transaction import Transaction
+    from fmnist.plumbing import transaction
+    from fmnist.plumbing.transaction import Transaction
     crash_at = int(sys.argv[1])
     real_replace, count = os.replace, [0]
 

@@ -1,4 +1,4 @@
-"""Tuning (python -m fmnist.tune): the `tune` section's checks, a SQLite study on the tiny pipeline whose
+"""Tuning (python -m fmnist.tools.tune): the `tune` section's checks, a SQLite study on the tiny pipeline whose
 trials are DVC experiments, resuming, promoting the winner, and two workers on a real PostgreSQL server."""
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fmnist import params, paths
-from fmnist.params import ParamsError
+from fmnist.plumbing import params, paths
+from fmnist.plumbing.params import ParamsError
+from fmnist.schema.tools import TuneParams
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
 from tests.helpers import commit_all, edit_params, experiments_shown, run
-from fmnist.schema.tools import TuneParams
 
 TINY_SPACE = {
     "base": "tiny_relu", "trials": 3, "seeds": 2, "sampler_seed": 7, "patience": 1,
@@ -70,7 +70,7 @@ def pipeline(tiny_pipelines):
 
 
 def tune(repo: Path, env: dict, *args, check: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "fmnist.tune", *map(str, args)], repo, env, check=check)
+    return run([sys.executable, "-m", "fmnist.tools.tune", *map(str, args)], repo, env, check=check)
 
 
 def with_tiny_space(pipeline, dest: Path, **changes):
@@ -139,7 +139,7 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
         str(p.relative_to(repo)) for p in (repo / paths.TUNING_DIR).iterdir())
 
     # Interrupted mid-trial (Ctrl-C): that trial is marked failed; running again resumes.
-    worker = subprocess.Popen([sys.executable, "-m", "fmnist.tune", "--trials", "5"], cwd=repo, env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "fmnist.tools.tune", "--trials", "5"], cwd=repo, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: training_trials(repo / "tuning/study.db"), timeout=120)
     worker.send_signal(signal.SIGINT)
@@ -211,11 +211,13 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
     metrics = json.loads((repo / paths.metrics_file("tuned")).read_text())
     verdict = next(line for line in summary.splitlines() if line.startswith("`tuned`: mean validation accuracy"))
     assert f"{metrics['val_accuracy_mean']:.4f} ± {metrics['val_accuracy_std']:.4f} (5 seeds)" in verdict
-    # The verdict follows from the metrics by the rule (3 standard errors of the difference), worked out here.
+    # The verdict follows from the metrics by the rule (params.yaml gates), worked out here.
     others = {name: json.loads((repo / paths.metrics_file(name)).read_text()) for name in TINY_VARIANTS}
     rival = max(others, key=lambda name: others[name]["val_accuracy_mean"])
     difference = metrics["val_accuracy_mean"] - others[rival]["val_accuracy_mean"]
-    allowed = 3 * math.sqrt(metrics["val_accuracy_std"] ** 2 / 5 + others[rival]["val_accuracy_std"] ** 2 / 5)
+    rule = yaml.safe_load(after)["gates"]  # k standard errors of the difference, at least floor
+    allowed = max(rule["floor"], rule["k"] * math.sqrt(metrics["val_accuracy_std"] ** 2 / 5
+                                                       + others[rival]["val_accuracy_std"] ** 2 / 5))
     expected = ("it beats" if difference > allowed else "it is worse" if difference < -allowed else "it does not beat")
     assert f"against {rival}, the best of the others" in verdict and f"({allowed:.4f})" in verdict
     assert [phrase for phrase in ("it beats", "it is worse", "it does not beat") if phrase in verdict] == [expected]
@@ -288,7 +290,7 @@ def test_two_workers_on_postgresql_share_one_study_and_survive_a_killed_worker(p
 
     total = 10  # enough that the survivor starts trials after the killed one's heartbeat goes stale
     clones = [with_tiny_space(pipeline, tmp_path / f"machine{i}", trials=total) for i in (0, 1)]
-    workers = [subprocess.Popen([sys.executable, "-m", "fmnist.tune", "--storage", postgres_url, "--heartbeat", "1",
+    workers = [subprocess.Popen([sys.executable, "-m", "fmnist.tools.tune", "--storage", postgres_url, "--heartbeat", "1",
                                  "--worker", str(i)], cwd=clone.repo, env=clone.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for i, clone in enumerate(clones)]
@@ -332,8 +334,8 @@ def _study(optuna, url: str):
 
 
 def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
-    """stage.interrupts_deferred (around each trial's `dvc exp save`): the block finishes, then KeyboardInterrupt."""
-    from fmnist.stage import interrupts_deferred
+    """interrupts.interrupts_deferred (around each trial's `dvc exp save`): the block finishes, then KeyboardInterrupt."""
+    from fmnist.plumbing.interrupts import interrupts_deferred
 
     handler = signal.getsignal(signal.SIGINT)
     finished = []
@@ -351,7 +353,7 @@ def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
 
 def test_ctrl_c_interrupts_at_once_only_where_allowed_inside_a_deferred_block():
     """The study: held everywhere (Optuna's bookkeeping, the save, an atomic write nested inside) but training."""
-    from fmnist.stage import interrupts_allowed, interrupts_deferred
+    from fmnist.plumbing.interrupts import interrupts_allowed, interrupts_deferred
 
     reached = []
     with pytest.raises(KeyboardInterrupt):

@@ -1,8 +1,8 @@
 """`python -m fmnist.schema`: validate every section of params.yaml. `make repro` runs it before DVC, which would
 otherwise start stages (and replace their outputs) before the one with the bad value rejects it."""
-from fmnist import params
+from fmnist.plumbing import params
+from fmnist.plumbing.runner import run
 from fmnist.schema.sections import check
-from fmnist.stage import run
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from fmnist.params import Section
+from fmnist.plumbing.params import Section
 
 
 def _n_jobs(value: int) -> int:

@@ -5,8 +5,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from fmnist.params import Section
-
+from fmnist.plumbing.params import Section
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 

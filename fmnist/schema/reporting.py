@@ -5,7 +5,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, RootModel
 
-from fmnist.params import VARIANT_NAME, Section
+from fmnist.plumbing.params import VARIANT_NAME, Section
 
 
 class ChapterResult(Section):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fmnist import params
+from fmnist.plumbing import params
 from fmnist.schema.baseline import BaselineParams
 from fmnist.schema.data import DownloadParams, PrepareParams
+from fmnist.schema.gates import GatesParams
 from fmnist.schema.reporting import ChapterParams, PlotParams, SelectParams
-from fmnist.schema.tools import GatesParams, TuneParams
+from fmnist.schema.tools import TuneParams
 from fmnist.schema.training import TrainParams, VariantsParams
 
 SECTIONS = {model.SECTION: model for model in (DownloadParams, PrepareParams, BaselineParams, TrainParams,

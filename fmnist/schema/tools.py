@@ -1,13 +1,12 @@
-"""Schemas of the tools outside the DAG: tune (the Optuna study) and gates (the metric gate).
-
-No stage reads these sections, so no stage depends on this module."""
+"""Schema of the tune section (the Optuna study, a tool outside the DAG). No stage reads it, so no stage depends on
+this module."""
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from fmnist.params import VARIANT_NAME, Section
+from fmnist.plumbing.params import VARIANT_NAME, Section
 
 
 class _Range(Section):
@@ -70,7 +69,7 @@ class Pruner(Section):
 
 
 class TuneParams(Section):
-    """`python -m fmnist.tune` (`make tune`): an Optuna study over `space`, around the variant `base`."""
+    """`python -m fmnist.tools.tune` (`make tune`): an Optuna study over `space`, around the variant `base`."""
     SECTION: ClassVar[str] = "tune"
 
     base: Annotated[str, Field(pattern=VARIANT_NAME)]
@@ -84,21 +83,3 @@ class TuneParams(Section):
     # override it, e.g. postgresql+psycopg://user@host/db for workers on several machines.
     storage: str = Field("sqlite:///tuning/study.db", min_length=1)
     space: SearchSpace
-
-
-GATED_METRIC = r"^[a-z][a-z0-9_]{0,63}\.[a-z][a-z0-9_.]*$"  # <metrics file stem>.<key>
-
-
-class GatesParams(Section):
-    """Thresholds for `python -m stages.gate` (not a pipeline stage: CI and people run it). Two means count
-    as different when they differ by more than max(floor, k * sqrt(std_a²/n_a + std_b²/n_b))."""
-    SECTION: ClassVar[str] = "gates"
-
-    reference: str = Field("main", min_length=1)  # git ref that drops are measured against
-    k: float = Field(3.0, gt=0, le=10)  # how many standard errors of the difference chance may account for
-    floor: float = Field(0.002, ge=0, le=1)  # the tolerance is never tighter than this
-    fixed_tolerance: float = Field(0.005, gt=0, le=1)  # used, with a warning, where no spread is known (1 seed)
-    # A minimum sits max(minimum_margin, k * std / sqrt(n)) below the mean it was set from (fmnist.gate.derived_minimum).
-    minimum_margin: float = Field(0.01, ge=0, le=1)
-    minimum: dict[Annotated[str, Field(pattern=GATED_METRIC)], float] = Field(min_length=1)
-

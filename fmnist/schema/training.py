@@ -5,7 +5,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, RootModel, ValidationInfo, field_validator, model_validator
 
-from fmnist.params import VARIANT_NAME, Section
+from fmnist.plumbing.params import VARIANT_NAME, Section
 
 
 class TrainParams(Section):
@@ -20,7 +20,7 @@ class TrainParams(Section):
     # Speed only: batches run per compiled call. Same batches, same order, same results.
     steps_per_execution: int = Field(500, ge=1)
     # none: one device. data_parallel: Keras's distribution API (JAX only) splits each batch of the saved
-    # model's fit over all local devices (fmnist/training.py; the README's "Growing past one machine").
+    # model's fit over all local devices (fmnist/core/training.py; the README's "Growing past one machine").
     distribution: Literal["none", "data_parallel"] = "none"
 
     @field_validator("distribution")

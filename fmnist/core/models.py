@@ -1,0 +1,114 @@
+"""Model factory: a variant spec from params.yaml -> the Keras model, optimizer and callbacks.
+
+Import only after fmnist.core.backend.use(): importing keras fixes the backend.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+import keras
+
+from fmnist.compat import pipeline as compat
+from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
+from fmnist.plumbing.errors import StageError
+from fmnist.schema.training import TrainParams, Variant
+
+OPTIMIZERS = {
+    "sgd": keras.optimizers.SGD,
+    "adagrad": keras.optimizers.Adagrad,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adam": keras.optimizers.Adam,
+}
+
+
+def build(name: str, spec: Variant) -> keras.Sequential:
+    """Input(28, 28) -> Flatten -> [Dense(units, activation) (-> Dropout)]... -> Dense(10, softmax)."""
+    layers: list[keras.layers.Layer] = [keras.Input(shape=IMAGE_SHAPE), keras.layers.Flatten()]
+    for layer in spec.hidden:
+        layers.append(keras.layers.Dense(layer.units, activation=layer.activation))
+        if layer.dropout > 0:
+            layers.append(keras.layers.Dropout(layer.dropout))
+    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
+    return keras.Sequential(layers, name=name)
+
+
+def make_optimizer(spec: Variant) -> keras.optimizers.Optimizer:
+    return OPTIMIZERS[spec.optimizer.name](**spec.optimizer.options())
+
+
+def compile_model(model: keras.Model, spec: Variant, shared: TrainParams) -> keras.Model:
+    model.compile(
+        optimizer=make_optimizer(spec),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=shared.steps_per_execution,
+    )
+    return model
+
+
+def make_callbacks(spec: Variant, checkpoint_path: Path) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = []
+    if spec.callbacks.checkpoint is not None:
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            str(checkpoint_path), monitor=spec.callbacks.checkpoint.monitor, save_best_only=True))
+    if (stopping := spec.callbacks.early_stopping) is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=stopping.monitor, patience=stopping.patience, restore_best_weights=stopping.restore_best_weights))
+    return callbacks
+
+
+def set_seeds(seed: int) -> None:
+    """keras.utils.set_random_seed: Python's, NumPy's and Keras's generators (and TensorFlow's, on its backend).
+    On JAX, Keras would import TensorFlow (when installed) just to seed its tf.data: ~4 s of start-up and
+    its C++ chatter in every JAX process that feeds NumPy arrays and never runs a TensorFlow op."""
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    with compat.modules_hidden(("tensorflow",)):
+        keras.utils.set_random_seed(seed)
+
+
+def seed_everything(seed: int) -> None:
+    """Same params + same machine + same backend => same weights, same metrics."""
+    set_seeds(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def end_op_determinism() -> None:
+    """Before scoring: evaluate the way a fresh process does. Op determinism (on for training) makes
+    TensorFlow pick other kernels for some reductions, which can move a loss by a float32 ulp; without it a
+    model scores the same whether or not it was trained in the same process. seed_everything turns it on
+    again for the next training."""
+    if keras.backend.backend() == "tensorflow":
+        compat.disable_tf_op_determinism()
+
+
+@contextlib.contextmanager
+def distributed(shared: TrainParams, batch_size: int, sizes: dict[str, int]) -> Iterator[int]:
+    """train.distribution `data_parallel`: models built and fitted meanwhile split every batch over all local
+    devices (keras.distribution.DataParallel: weights replicated, the batch sharded, gradients averaged).
+    batch_size stays the global batch, so the updates are those of one device with that batch, up to float
+    rounding. Yields the number of devices (1 for `none`). Afterwards the model is an ordinary one: saved,
+    it reloads and scores on a single device."""
+    if shared.distribution == "none":
+        yield 1
+        return
+    devices = keras.distribution.list_devices()
+    remainders = {f"batch size {batch_size}": batch_size} | {
+        f"the last batch of the {split} set ({size} % {batch_size})": size % batch_size
+        for split, size in sizes.items() if size % batch_size}
+    for what, size in remainders.items():
+        if size % len(devices):
+            raise StageError(f"train.distribution data_parallel: {what} does not split evenly over the {len(devices)} "
+                             f"devices ({', '.join(devices)}); choose a batch_size whose batches divide by "
+                             f"{len(devices)}")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    try:
+        yield len(devices)
+    finally:
+        keras.distribution.set_distribution(None)

@@ -1,0 +1,52 @@
+"""The stage runner: runs a stage's (or tool's) main(), reports a StageError as one line with exit 1, Ctrl-C with
+exit 130, and records which stages really ran (make reproduce)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, NoReturn
+
+from fmnist.plumbing import quiet
+from fmnist.plumbing.errors import StageError
+
+RUN_LOG = "FMNIST_RUN_LOG"  # environment: a file each stage that completes appends its name to (make reproduce)
+
+
+def stage_name(module: str, argv: list[str]) -> str:
+    """The DVC stage a command line is: `python -m stages.train relu100` is train@relu100."""
+    name = module.rpartition(".")[2]
+    return f"{name}@{argv[0]}" if argv else name
+
+
+def record_run() -> None:
+    """Append this stage's name to $FMNIST_RUN_LOG, if set: the evidence a reproduction check needs that the stage
+    really ran, rather than being skipped by DVC as up to date."""
+    log = os.environ.get(RUN_LOG)
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if log and spec is not None and spec.name.startswith("stages."):
+        with open(log, "a", encoding="utf-8") as handle:  # one short line in append mode: written whole
+            handle.write(stage_name(spec.name, sys.argv[1:]) + "\n")
+
+
+def run(main: Callable[[], None]) -> NoReturn:
+    """Run a stage's main(); report a StageError as one clear line and exit 1."""
+    code = 0
+    try:
+        main()
+        record_run()
+    except StageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        # A stage's outputs change together (fmnist/plumbing/transaction.py): all as they were, or all new if the Ctrl-C
+        # came while they were being swapped in (then dvc.lock, not updated, shows them as changed).
+        print("interrupted: the stage's outputs are all as they were, or all new; none is half-written", file=sys.stderr)
+        code = 130
+    quiet.finish()
+    if code == 0 and "keras" in sys.modules:
+        # Done: every output is written, closed and renamed into place, and the stage's own child process has
+        # ended. Skip the interpreter's teardown, which with TensorFlow loaded takes about a second.
+        sys.stdout.flush()
+        os._exit(0)
+    sys.exit(code)  # others (the baseline's joblib workers) are shut down by their atexit handlers

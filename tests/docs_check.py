@@ -1,0 +1,230 @@
+"""What tests/test_docs.py checks in README.md and docs/*.md: the commands they show exist, and the results they
+quote are today's.
+
+Commands: every shell line in a ```bash block, every `$ ` line of an output block, and every inline `make ...`,
+`python -m ...`, `dvc ...` or `gto ...`. Each `make` target must be in the Makefile, each `python -m` module must
+exist, and each `--flag` must appear in that command's `--help`; each `dvc`/`gto` subcommand must exist in the
+pinned version and take the options given.
+
+Figures: every number with four or more decimals outside bash blocks and `<!-- measured ... -->` sections must be
+a value in reports/ (metrics, evaluation, tuning, sweeps, summary, model card) or in params.yaml, as written there
+or rounded to its decimals. The README's results table is checked row by row against reports/metrics.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+TOOLS = ("make", "python", "dvc", "gto")
+INLINE = re.compile(r"`((?:make|python -m|dvc|gto) [^`]+)`")
+NUMBER = re.compile(r"(?<![\d.])\d\.\d{4,}(?!\d|\.\d)")  # a full stop after it ends a sentence
+MEASURED = re.compile(r"<!-- measured.*?-->.*?<!-- /measured -->", re.S)
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def pages(root: Path) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def _joined(block: str) -> list[str]:
+    """A block's lines, with backslash continuations joined."""
+    return block.replace("\\\n", " ").splitlines()
+
+
+def commands(text: str) -> list[str]:
+    """Every command line the page shows: bash blocks, `$ ` lines of other blocks, inline code."""
+    found = []
+    for language, block in FENCE.findall(text):
+        for line in _joined(block):
+            line = line.strip()
+            if line.startswith("$ "):
+                found.append(line[2:])
+            elif language == "bash" and line and not line.startswith("#"):
+                found.append(line)
+    prose = FENCE.sub("", text)
+    found += INLINE.findall(prose.replace("\n", " "))
+    return found
+
+
+def _words(line: str) -> list[list[str]]:
+    """The simple commands of one line (split at && ; | ||), comments and VAR=value prefixes removed."""
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError:
+        tokens = line.split()
+    pieces, current = [], []
+    for token in tokens:
+        if token in ("&&", "||", ";", "|"):
+            pieces.append(current)
+            current = []
+        elif token.endswith(";"):
+            current.append(token[:-1])
+            pieces.append(current)
+            current = []
+        else:
+            current.append(token)
+    pieces.append(current)
+    simple = []
+    for words in pieces:
+        while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+            words = words[1:]
+        if words and words[0] in TOOLS:
+            simple.append(words)
+    return simple
+
+
+def _long_flags(words: list[str]) -> list[str]:
+    return [word.split("=", 1)[0] for word in words if word.startswith("--") and len(word) > 2]
+
+
+@functools.lru_cache(maxsize=None)
+def make_targets(root: Path) -> frozenset[str]:
+    text = (root / "Makefile").read_text(encoding="utf-8")
+    return frozenset(re.findall(r"^([a-z][a-z0-9-]*):(?!=)", text, re.M))
+
+
+@functools.lru_cache(maxsize=None)
+def help_text(root: Path, command: tuple[str, ...]) -> tuple[int, str]:
+    """(exit status, output) of `<command> --help`, run in the project's environment."""
+    if command[0] == "python":
+        args = [sys.executable, *command[1:], "--help"]
+    else:
+        args = [sys.executable, "-m", command[0], *command[1:], "--help"] if command[0] == "dvc" else \
+            [str(Path(sys.executable).parent / command[0]), *command[1:], "--help"]
+    result = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stdout + result.stderr
+
+
+def _subcommand(root: Path, words: list[str]) -> tuple[str, ...]:
+    """`dvc exp run ...` is the subcommand ('dvc', 'exp', 'run') when its help's usage line says `exp run`;
+    otherwise the first word is (`dvc repro select` is `dvc repro` with a target)."""
+    if len(words) > 2 and re.fullmatch(r"[a-z][a-z-]*", words[2]):
+        status, said = help_text(root, tuple(words[:3]))
+        usage = next((line.split() for line in said.splitlines() if line.lower().startswith("usage:")), [])
+        if status == 0 and words[2] in usage[3:4]:  # usage: dvc experiments run (exp is an alias of experiments)
+            return tuple(words[:3])
+    return tuple(words[:2])
+
+
+def command_problems(root: Path, page: Path, line: str) -> list[str]:
+    where = f"{page.relative_to(root)}: `{line}`"
+    found = []
+    for words in _words(line):
+        tool = words[0]
+        if tool == "make":
+            for target in (word for word in words[1:] if "=" not in word and not word.startswith("-")):
+                if target not in make_targets(root):
+                    found.append(f"{where}: make target '{target}' is not in the Makefile")
+            continue
+        if tool == "python":
+            if len(words) < 3 or words[1] != "-m":
+                continue
+            module = words[2]
+            if not (root / Path(*module.split("."))).with_suffix(".py").is_file() and not (
+                    root / Path(*module.split(".")) / "__main__.py").is_file():
+                if module not in ("pytest", "pip", "venv", "dvc"):
+                    found.append(f"{where}: module '{module}' does not exist")
+                continue
+            command = ("python", "-m", module)
+            rest = words[3:]
+            if rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]):  # a subcommand (sweep run, tune promote)
+                status, _ = help_text(root, (*command, rest[0]))
+                if status == 0:
+                    command = (*command, rest[0])
+        else:
+            command = _subcommand(root, words)
+        status, said = help_text(root, command)
+        if status != 0:
+            found.append(f"{where}: `{' '.join(command)}` does not exist (its --help fails)")
+            continue
+        for flag in _long_flags(words):
+            if not re.search(re.escape(flag) + r"(?![\w-])", said):
+                found.append(f"{where}: `{' '.join(command)}` has no option {flag}")
+    return found
+
+
+def all_command_problems(root: Path) -> list[str]:
+    jobs = [(page, line) for page in pages(root) for line in commands(page.read_text(encoding="utf-8"))]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = pool.map(lambda job: command_problems(root, *job), jobs)
+    return [problem for problems in results for problem in problems]
+
+
+# --- figures ----------------------------------------------------------------------------------------------------
+
+def _numbers_in(value) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers_in(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers_in(item)]
+    if isinstance(value, str):
+        try:
+            return [float(value)]
+        except ValueError:
+            return []
+    return []
+
+
+def known_figures(root: Path) -> set[str]:
+    """Every figure a page may quote: the values of reports/metrics, reports/tuning and params.yaml rounded to 3,
+    4 or 5 places, and every figure written in the generated pages (summary, model card, sweeps, trials.csv)."""
+    reports = root / "reports"
+    values = [value for path in [*reports.glob("metrics/*.json"), *reports.glob("tuning/*.json")]
+              for value in _numbers_in(json.loads(path.read_text(encoding="utf-8")))]
+    values += _numbers_in(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")))
+    texts = [path.read_text(encoding="utf-8") for path in
+             [*reports.glob("*.md"), *reports.glob("sweeps/*.md"), *reports.glob("tuning/*.csv")]]
+    values += [float(token) for text in texts for token in re.findall(r"\d\.\d{5,}", text)]  # trials.csv
+    return {f"{value:.{places}f}" for value in values for places in (3, 4, 5)} | {
+        token for text in texts for token in re.findall(r"\d\.\d{4,}", text)}
+
+
+def figure_problems(root: Path) -> list[str]:
+    known = known_figures(root)
+    found = []
+    for page in pages(root):
+        # Commands (bash blocks) are left out: their numbers are inputs. Output blocks are checked like prose.
+        text = MEASURED.sub("", FENCE.sub(lambda block: "" if block.group(1) == "bash" else block.group(0),
+                                          page.read_text(encoding="utf-8")))
+        for number in NUMBER.findall(text):
+            if number not in known:
+                found.append(f"{page.relative_to(root)}: {number} is not a value in reports/ or params.yaml "
+                             "(a stale figure? link the generated report instead)")
+    return found
+
+
+def results_table_problems(root: Path) -> list[str]:
+    """The README's results rows: 'ours' is the variant's mean ± std in reports/metrics (the baseline's CV), and
+    'chapter' the value in params.yaml `chapter`."""
+    text = (root / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- results.*?-->\n(.*?)<!-- /results -->", text, re.S)
+    if not block:
+        return ["README.md: no <!-- results --> block"]
+    chapter = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["chapter"]
+    found = []
+    for row in block.group(1).splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        name, quoted_chapter, ours = cells[0], cells[2], cells[3]
+        metrics = json.loads((root / "reports/metrics" / f"{name}.json").read_text(encoding="utf-8"))
+        key = "cv_accuracy" if "cv_accuracy" in metrics else "val_accuracy_mean"
+        std = metrics[key.removesuffix("_mean") + "_std"]
+        expected = f"{metrics[key]:.4f} ± {std:.4f}"
+        if not ours.startswith(expected):
+            found.append(f"README.md: results row {name}: '{ours}', reports/metrics/{name}.json says {expected}")
+        expected_chapter = f"{chapter[name]['value']:.4f}" if name in chapter else "—"
+        if quoted_chapter != expected_chapter:
+            found.append(f"README.md: results row {name}: chapter '{quoted_chapter}', params.yaml says "
+                         f"{expected_chapter}")
+    return found
