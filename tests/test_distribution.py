@@ -58,7 +58,7 @@ def test_the_saved_model_reloads_and_scores_the_same_on_one_device(parallel):
     script = (
         "import json, os, sys; os.environ['KERAS_BACKEND'] = 'jax'; os.environ.pop('XLA_FLAGS', None)\n"
         "import jax, keras\n"
-        "from fmnist import dataset\n"
+        "from fmnist.core import dataset\n"
         "val = dataset.load_prepared('val')\n"
         "files = dict(arg.split('=') for arg in sys.argv[1:])\n"
         "scores = {name: keras.saving.load_model(f'models/{name}/{file}').evaluate(val.x, val.y, verbose=0)[1]\n"

@@ -201,7 +201,7 @@ def test_the_stderr_filter_drops_only_known_notices_and_passes_the_rest_in_full(
     lines = [*NOTICES, CU_INIT, *REAL_PROBLEMS[:2]]
     script = (
         "import os, sys\n"
-        "from fmnist import quiet\n"
+        "from fmnist.plumbing import quiet\n"
         "quiet.filter_stderr()\n"
         f"os.write(2, {chr(10).join(lines)!r}.encode() + b'\\n')\n"
         f"print({REAL_PROBLEMS[2]!r}, file=sys.stderr)\n"

@@ -219,7 +219,8 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
     allowed = max(rule["floor"], rule["k"] * math.sqrt(metrics["val_accuracy_std"] ** 2 / 5
                                                        + others[rival]["val_accuracy_std"] ** 2 / 5))
     expected = ("it beats" if difference > allowed else "it is worse" if difference < -allowed else "it does not beat")
-    assert f"against {rival}, the best of the others" in verdict and f"({allowed:.4f})" in verdict
+    assert f"against {rival}, the best of the others" in verdict
+    assert f"the tolerance of {allowed:.4f}, {rule['k']:g} standard errors of the difference" in verdict
     assert [phrase for phrase in ("it beats", "it is worse", "it does not beat") if phrase in verdict] == [expected]
     # And it is gated like every variant: promote wrote its minimum, from the trial, by the rule.
     gates = yaml.safe_load(after)["gates"]
