@@ -19,14 +19,17 @@ def main() -> None:
     loaded = {name: results.load_result(name) for name in variants}
     best = results.best_variant(loaded, rule)
     candidates = {name: loaded[name] for name in results.candidates(loaded, rule)}
-    source = selection.scored_model(best, loaded[best])
+    source = results.scored_model(best, loaded[best])
     model_bytes = source.read_bytes()
+    shared = params.load(TrainParams)
+    assessment = selection.read_assessment(best, model_bytes)
     selected = selection.record(best, loaded[best], variants[best], rule, candidates, source, model_bytes,
-                                params.load(TrainParams), params.load(DownloadParams), params.load(PrepareParams))
+                                shared, params.load(DownloadParams), params.load(PrepareParams),
+                                assessment["calibration"])
     gates = params.load(GatesParams)
     card = selection.model_card(selected, loaded[best], variants[best], rule, candidates,
                                 results.confusion_counts(best), spread.Tolerances(gates.k, gates.floor),
-                                dataset.image_counts())
+                                dataset.image_counts(), assessment)
     with Transaction("select") as outputs:
         folder = outputs.folder(paths.BEST_DIR)
         (folder / paths.BEST_MODEL_FILE).write_bytes(model_bytes)

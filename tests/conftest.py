@@ -155,6 +155,7 @@ def tiny_pipelines(tmp_path_factory):
                 document["variants"] = TINY_VARIANTS
                 document["chapter"] = {"tiny_stopping": {"metric": "val_accuracy", "value": 0.5}}
                 document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
+                document["assess"]["images"] = 30  # 30 test images a family of photo-like pictures
 
             edit_params(repo, tiny)
             init_git_dvc_repo(repo)

@@ -49,7 +49,7 @@ def test_exp_run_set_param_reruns_only_what_it_affects(repo):
     result = run(["dvc", "exp", "run", "-S", "variants.tiny_relu.epochs=2"], repo, env)
     # The other variants stay as they are, byte for byte; the choice of models/best, the figures and the
     # report, which weigh or show every variant, follow.
-    assert ran_stages(result.stdout) == {"train@tiny_relu", "select", "plot", "report"}
+    assert ran_stages(result.stdout) == {"train@tiny_relu", "assess", "select", "plot", "report"}
     assert metrics_of(repo, "tiny_relu")["epochs_run"] == 2
     assert result_files(repo, ("tiny_softmax", "tiny_stopping")) == unchanged
     # As documented: the experiment's params and results are left in the workspace.

@@ -1,11 +1,11 @@
-"""fmnist.tools.images: pictures made into Fashion-MNIST images with Pillow, and every kind of bad picture refused."""
+"""fmnist.core.images: pictures made into Fashion-MNIST images with Pillow, and every kind of bad picture refused."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist.tools import images
+from fmnist.core import images
 
 RNG = np.random.default_rng(7)
 
@@ -25,18 +25,43 @@ def photo_of(image: np.ndarray, scale: int = 4, canvas=(200, 170), at=(31, 9)) -
     return photo
 
 
-def test_a_28x28_grayscale_png_passes_through_unchanged(tmp_path):
-    image = RNG.integers(0, 256, size=(28, 28), dtype=np.uint8)  # corners and all: nothing is trimmed or moved
+def fashion_mnist_like() -> np.ndarray:
+    """Fashion-MNIST's form: a dark, faintly noisy border round a garment of any grey (nothing to trim or move)."""
+    image = RNG.integers(0, 30, size=(28, 28), dtype=np.uint8)
+    image[2:26, 4:24] = RNG.integers(60, 256, size=(24, 20), dtype=np.uint8)
+    return image
+
+
+def test_a_28x28_grayscale_png_with_a_dark_border_passes_through_unchanged(tmp_path):
+    image = fashion_mnist_like()
     images.to_png(image, tmp_path / "form.png")
     assert np.array_equal(images.read(tmp_path / "form.png"), image)
+
+
+def test_a_dark_on_white_28x28_is_made_into_its_fashion_mnist_form(tmp_path):
+    form = np.zeros((28, 28), dtype=np.uint8)
+    form[:, 5:17] = 255  # fills the 28 rows: nothing to resize
+    form[10:20, 5:9] = 120  # and a patch of another grey
+    images.to_png(255 - form, tmp_path / "dark-on-white.png")
+    made = images.read(tmp_path / "dark-on-white.png")
+    assert np.array_equal(made, np.roll(form, 3, axis=1))  # negated, and centred: columns 5..16 -> 8..19
+
+
+def test_a_28x28_with_a_thin_strap_keeps_it(tmp_path):
+    form = np.zeros((28, 28), dtype=np.uint8)
+    form[:, 13] = 255  # one pixel wide, 28 high
+    images.to_png(255 - form, tmp_path / "strap.png")
+    made = images.read(tmp_path / "strap.png")
+    assert (made.max(axis=0) > 0).sum() == 1 and made[:, 14].min() == 255  # still there, whole, centred (13.5)
 
 
 def test_a_product_photo_is_trimmed_resized_centred_negated_and_grayscale(tmp_path):
     photo_of(garment()).save(tmp_path / "photo.png")
     made = images.read(tmp_path / "photo.png")
-    # The 7x14 rectangle, 4x as a photo (28x56), comes back 14x28: longest side 28, centred, light on black.
+    # The 7x14 rectangle, 4x as a photo (28x56), comes back 14x28: longest side 28, centred, light on black,
+    # stretched so that the garment's darkest grey is 255, as in every Fashion-MNIST image.
     expected = np.zeros((28, 28), dtype=np.uint8)
-    expected[:, 7:21] = 200
+    expected[:, 7:21] = 255
     assert made.dtype == np.uint8 and made.shape == (28, 28)
     assert np.array_equal(made, expected)
 
@@ -57,7 +82,7 @@ def test_a_picture_on_a_dark_background_is_not_negated(tmp_path):
     photo.paste((230, 230, 230), (30, 10, 60, 25))  # a light 30x15 bar
     photo.save(tmp_path / "dark.png")
     made = images.read(tmp_path / "dark.png")
-    assert made[14, 14] == 230 and made[0, 0] == 20  # the bar centred, the padding the background's grey
+    assert made[14, 14] == 255 and made[0, 0] == 0  # the bar centred and stretched, the backdrop black
 
 
 def test_a_transparent_background_counts_as_white(tmp_path):
@@ -65,7 +90,7 @@ def test_a_transparent_background_counts_as_white(tmp_path):
     cutout.paste((30, 30, 30, 255), (10, 0, 30, 80))  # a dark 20x80 bar on transparent
     cutout.save(tmp_path / "cutout.png")
     made = images.read(tmp_path / "cutout.png")
-    assert made[0, 0] == 0 and made[14, 14] == 255 - 30  # composited on white, then negated
+    assert made[0, 0] == 0 and made[14, 14] == 255  # composited on white, negated, stretched
 
 
 def test_the_exif_rotation_of_a_phone_photo_is_applied(tmp_path):
@@ -83,7 +108,12 @@ def test_the_exif_rotation_of_a_phone_photo_is_applied(tmp_path):
     (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
     (lambda p: p.write_text("a shopping list, not a picture\n"), "not an image (PNG, JPEG expected)"),
     (lambda p: Image.new("RGB", (4, 4)).save(p, format="GIF"), "a GIF image; PNG or JPEG expected"),
-    (lambda p: Image.new("RGB", (60, 40), "white").save(p, format="PNG"), "blank: every pixel has the colour"),
+    (lambda p: Image.new("RGB", (60, 40), "white").save(p, format="PNG"), "blank: nothing stands out"),
+    (lambda p: Image.new("RGB", (60, 40), (231, 226, 214)).save(p, format="JPEG", quality=40), "blank: nothing"),
+    (lambda p: Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(p, format="PNG"),
+     "does not look like a photo of a garment on a plain background"),
+    (lambda p: Image.fromarray(RNG.integers(0, 256, (28, 28), dtype=np.uint8)).save(p, format="PNG"),
+     "does not look like a photo of a garment on a plain background"),
 ])
 def test_bad_files_are_refused_with_what_is_wrong(tmp_path, make, problem):
     path = tmp_path / "input.png"
@@ -119,3 +149,48 @@ def test_a_folder_yields_its_png_and_jpeg_files_sorted_hidden_ones_left_out(tmp_
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in images.find(tmp_path)] == ["a.jpg", "b.PNG", "sub/c.jpeg"]
     assert images.find(tmp_path / "notes.txt") == [tmp_path / "notes.txt"]  # a file is taken as given
+
+
+def on_backdrop(image: np.ndarray, level: float, tint=(0, 0, 0), slope=0.0, scale: int = 4,
+                canvas=(200, 170), at=(31, 9)) -> Image.Image:
+    """As a product photo on a grey, tinted, shaded backdrop: the garment darker than it by its Fashion-MNIST
+    intensity, as share of the backdrop's brightness."""
+    height, width = canvas[1], canvas[0]
+    columns = np.arange(width)[None, :] / width - 0.5
+    backdrop = np.clip(level + np.array(tint)[None, None, :] + slope * columns[..., None], 0, 255)
+    backdrop = backdrop * np.ones((height, 1, 1))
+    cover = np.zeros((height, width), dtype=np.float64)
+    big = np.kron(image.astype(np.float64) / 255, np.ones((scale, scale)))
+    cover[at[1]:at[1] + big.shape[0], at[0]:at[0] + big.shape[1]] = big
+    return Image.fromarray(np.round(backdrop * (1 - cover[..., None])).astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("level, tint, slope", [
+    (255, (0, 0, 0), 0),       # white: the reference
+    (238, (0, 0, 0), 0),       # off-white
+    (232, (8, 4, -6), 0),      # cream
+    (205, (0, 0, 0), 0),       # light grey
+    (235, (0, 0, 0), 14),      # a gradient across the sweep
+])
+def test_any_plain_light_backdrop_becomes_black_and_the_garment_the_same(tmp_path, level, tint, slope):
+    on_backdrop(garment(), level, tint, slope).save(tmp_path / "photo.png")
+    made = images.read(tmp_path / "photo.png")
+    expected = np.zeros((28, 28), dtype=np.uint8)
+    expected[:, 7:21] = 255
+    assert np.abs(made.astype(int) - expected).max() <= 3  # float rounding of the shading, nothing more
+    assert made[:, :7].max() == 0 and made[:, 21:].max() == 0  # no grey frame: the backdrop is black
+
+
+def test_jpeg_noise_on_an_off_white_backdrop_stays_black(tmp_path):
+    on_backdrop(garment(), 236, (4, 2, -3)).save(tmp_path / "photo.jpg", quality=35)
+    made = images.read(tmp_path / "photo.jpg")
+    assert made[:, :5].max() == 0 and made[:, 23:].max() == 0  # the frame: no JPEG noise left
+    assert made[:, 8:20].min() >= 200  # the garment, light
+
+
+def test_a_slightly_tilted_garment_is_set_straight(tmp_path):
+    photo = on_backdrop(garment(height=20, width=10), 240, canvas=(260, 220), at=(80, 40))
+    photo.rotate(8, resample=Image.Resampling.BICUBIC, fillcolor=(240, 240, 240)).save(tmp_path / "tilted.png")
+    made = images.read(tmp_path / "tilted.png")
+    columns = np.flatnonzero(made.max(axis=0) > 128)
+    assert len(columns) <= 15  # upright the 10x20 garment is 14 wide at 28 high; left tilted it would be ~18

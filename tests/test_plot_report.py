@@ -16,7 +16,7 @@ from fmnist.core import dataset, figures, spread
 from fmnist.core.dataset import CLASS_NAMES
 from fmnist.plumbing import paths
 from fmnist.schema.baseline import BaselineParams
-from fmnist.schema.reporting import ChapterParams
+from fmnist.schema.reporting import ChapterParams, SelectParams
 from fmnist.schema.training import VariantsParams
 from tests.conftest import write_fake_dataset
 from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage
@@ -95,6 +95,38 @@ def write_fake_results(repo, seed=0):
     return written
 
 
+def write_fake_assessment(repo) -> str:
+    """What the assess stage would write for the variant select picks under the repo's params now, with made-up
+    numbers and the stand-in file's sha256; returns that variant."""
+    import hashlib
+    import os
+
+    from fmnist.core import results
+    from fmnist.plumbing import params
+
+    here = os.getcwd()
+    os.chdir(repo)
+    try:
+        rule = params.load(SelectParams)
+        loaded = {name: results.load_result(name) for name in params.load(VariantsParams).root}
+        best = results.best_variant(loaded, rule)
+        source = results.scored_model(best, loaded[best])
+        sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    finally:
+        os.chdir(here)
+    bins = [{"low": b / 10, "high": (b + 1) / 10, "count": 0 if b < 5 else 10 * b, "confidence": None if b < 5 else
+             b / 10 + 0.05, "accuracy": None if b < 5 else b / 10} for b in range(10)]
+    family = {"what": "made up", "accuracy": 0.8, "accuracy_interval": [0.75, 0.85], "agreement": 0.9,
+              "agreement_interval": [0.86, 0.93], "unsure": 0.1, "refused": 1}
+    write_json(repo / paths.ASSESSMENT, {
+        "variant": best, "model_file": source.as_posix(), "model_sha256": sha256,
+        "calibration": {"threshold": 0.7, "target_accuracy": 0.95, "coverage": 0.85, "accuracy_when_sure": 0.951,
+                        "expected_calibration_error": 0.02, "bins": bins, "validation_images": 12},
+        "robustness": {"images": 20, "seed": 0, "originals": {"accuracy": 0.85, "accuracy_interval": [0.8, 0.9]},
+                       "families": [{"family": "clean", **family}, {"family": "combined", **family, "agreement": 0.7}]}})
+    return best
+
+
 @pytest.fixture(scope="module")
 def results_repo(tmp_path_factory):
     """A project copy with generated raw data and results, after the select, plot and report stages ran."""
@@ -104,6 +136,7 @@ def results_repo(tmp_path_factory):
         variants=VARIANTS, chapter=CHAPTER,
         plot={"sample_images": 10, "optimizer_comparison": ["plain", "fast"], "dpi": DPI}))
     metrics = write_fake_results(repo)
+    write_fake_assessment(repo)
     for name in ("select", "plot", "report"):
         result = run_stage(name, repo)
         assert result.returncode == 0, result.stderr
@@ -397,6 +430,7 @@ def test_select_copies_the_scored_file_of_the_best_mean_validation_accuracy(resu
 def test_select_follows_the_rule_in_params(results_repo, tmp_path, rule, expected):
     repo = copy_with_results(results_repo[0], tmp_path)
     edit_params(repo, lambda d: d.update(select=rule))
+    write_fake_assessment(repo)  # the assess stage runs before select, for the variant the rule picks
     result = run_stage("select", repo)
     assert result.returncode == 0, result.stderr
     best = expected(results_repo[1])
@@ -459,3 +493,27 @@ def test_select_refuses_undeclared_candidates_and_report_needs_the_card(results_
     result = run_stage("report", repo)
     assert result.returncode == 1
     assert "error: reports/model_card.md: not found; run `dvc repro select`" in result.stderr
+
+
+def test_select_refuses_an_assessment_of_another_model(results_repo, tmp_path):
+    repo = copy_with_results(results_repo[0], tmp_path)
+    best = selected(repo)["variant"]
+    assessment = json.loads((repo / paths.ASSESSMENT).read_text())
+    other = next(name for name in VARIANTS if name != best)
+    write_json(repo / paths.ASSESSMENT, {**assessment, "variant": other})
+    result = run_stage("select", repo)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (f"error: reports/assessment.json: assesses '{other}', not the chosen '{best}' as it is now; run "
+            "`dvc repro assess`") in result.stderr
+    write_json(repo / paths.ASSESSMENT, {**assessment, "model_sha256": "0" * 64})  # the right name, older bytes
+    assert run_stage("select", repo).returncode == 1
+
+
+def test_model_card_shows_the_assessment(results_repo):
+    repo, _ = results_repo
+    card = (repo / paths.MODEL_CARD).read_text()
+    assessment = json.loads((repo / paths.ASSESSMENT).read_text())
+    assert "unsure** below confidence 0.700" in card and "expected calibration error 0.020" in card
+    assert "| 0.5–0.6 " in card and "| 0.4–0.5 " not in card  # the reliability table's non-empty bins only
+    assert "| combined | made up | 0.800 (0.750–0.850) | 0.700 (0.860–0.930) | 10.0% | 1 |" in card
+    assert selected(repo)["calibration"] == assessment["calibration"]  # predict reads it from models/best

@@ -62,7 +62,7 @@ def test_every_variant_is_trained_evaluated_and_recorded(pipeline):
     assert json.loads((repo / "reports/evaluation/tiny_stopping.json").read_text())["evaluated_file"] == "best.keras"
     assert (repo / "reports/train/tiny_stopping/plots/metrics/eval/accuracy.tsv").is_file()
     # The last stages ran on the real outputs: a curve figure for the validated variant, a report row each.
-    assert {"select", "plot", "report"} <= ran_stages(first.stdout)
+    assert {"assess", "select", "plot", "report"} <= ran_stages(first.stdout)
     assert (repo / "reports/figures/curves_tiny_stopping.png").is_file()
     summary = (repo / "reports/summary.md").read_text()
     for name in TINY_VARIANTS:
@@ -158,7 +158,7 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
     chatter = [line for line in (first.stdout + first.stderr).splitlines() if LIBRARY_CHATTER.search(line)]
     assert chatter == [], f"library lines in `dvc repro` output on {backend}"
     said = stage_lines(first.stdout + first.stderr)
-    assert set(said) == ({"download", "prepare", "baseline", "select", "plot", "report"}
+    assert set(said) == ({"download", "prepare", "baseline", "assess", "select", "plot", "report"}
                          | {f"train@{n}" for n in TINY_VARIANTS})
     for stage, lines in said.items():
         assert len(lines) == 1, f"{stage} printed {lines}"
@@ -169,6 +169,8 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
     assert said["download"][0].startswith("data/raw: 4 files verified")
     assert said["prepare"][0] == "data/prepared: 400 train, 100 validation, 100 test images"
     assert said["select"][0].startswith("select: tiny_") and "wrote models/best and reports/model_card.md" in said["select"][0]
+    assert said["assess"][0].startswith("assess: tiny_") and ": unsure below 0." in said["assess"][0]
+    assert said["assess"][0].split(":")[1].strip() == said["select"][0].split()[1]  # the variant select then chose
 
 
 @TENSORFLOW_ONLY

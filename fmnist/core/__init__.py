@@ -2,5 +2,6 @@
 
 Data: idx (the IDX file format), download, dataset. Models: baseline, backend, models, training, replicates,
 evaluation. Judging results: spread (the one "told apart or not" rule), choice, results, gate. Writing them up:
-selection (models/best and the model card), figures, report (reports/summary.md), formatting.
+selection (models/best and the model card), figures, report (reports/summary.md), formatting. Pictures:
+images (predict's preprocessing), robustness (photo-like pictures made from test images), calibration.
 """

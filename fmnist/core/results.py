@@ -51,6 +51,15 @@ class Result:
     timing: dict  # reports/timing/<name>.json
 
 
+def scored_model(name: str, result: Result, models_dir: Path = paths.MODELS_DIR) -> Path:
+    """The file train@<name> scored (its best checkpoint where it keeps one), as reports/evaluation records."""
+    path = models_dir / name / result.details["evaluated_file"]
+    if not path.is_file():
+        raise StageError(f"{path}: not found; fetch it with `dvc pull {models_dir / name}` "
+                         f"or train it with `dvc repro train@{name}`")
+    return path
+
+
 def load_result(name: str) -> Result:
     return Result(
         name,

@@ -5,13 +5,14 @@ recomputed, and the test set never takes part in the choice.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fmnist.core import formatting, report, spread
+from fmnist.core import formatting, report, robustness, spread
 from fmnist.core.dataset import CLASS_NAMES, split_sizes
 from fmnist.core.idx import IMAGE_SHAPE
 from fmnist.core.results import Result, val_accuracy_spread
@@ -22,22 +23,26 @@ from fmnist.schema.reporting import SelectParams
 from fmnist.schema.training import TrainParams, Variant
 
 ARTIFACT = "fashion-classifier"  # its name in dvc.yaml `artifacts:` and in GTO's tags (fashion-classifier@v1.0.0)
-# What the model takes: the prepared data's form (fmnist.core.dataset.scale), which fmnist.tools.predict makes from a picture.
+# What the model takes: the prepared data's form (fmnist.core.dataset.scale), which predict makes from a picture.
 INPUT = {"shape": list(IMAGE_SHAPE), "dtype": "float32", "range": [0.0, 1.0],
          "form": "grayscale, pixel / 255, the garment light on a black background, centred, its longest side 28 pixels"}
 
 
-def scored_model(name: str, result: Result, models_dir: Path = paths.MODELS_DIR) -> Path:
-    """The file train@<name> scored (its best checkpoint where it keeps one), as reports/evaluation records."""
-    path = models_dir / name / result.details["evaluated_file"]
-    if not path.is_file():
-        raise StageError(f"{path}: not found; fetch it with `dvc pull {models_dir / name}` "
-                         f"or train it with `dvc repro train@{name}`")
-    return path
+def read_assessment(name: str, model_bytes: bytes) -> dict:
+    """reports/assessment.json, checked to be about this variant's very file (the assess stage runs first)."""
+    try:
+        assessment = json.loads(paths.ASSESSMENT.read_text())
+    except (OSError, ValueError) as error:
+        raise StageError(f"{paths.ASSESSMENT}: cannot be read ({error}); run `dvc repro assess`") from None
+    if assessment.get("variant") != name or assessment.get("model_sha256") != hashlib.sha256(model_bytes).hexdigest():
+        raise StageError(f"{paths.ASSESSMENT}: assesses {assessment.get('variant')!r}, not the chosen {name!r} as it "
+                         "is now; run `dvc repro assess`")
+    return assessment
 
 
 def record(name: str, result: Result, spec: Variant, rule: SelectParams, candidates: dict[str, Result],
-           source: Path, model_bytes: bytes, shared: TrainParams, download: DownloadParams, prepare: PrepareParams) -> dict:
+           source: Path, model_bytes: bytes, shared: TrainParams, download: DownloadParams, prepare: PrepareParams,
+           calibrated: dict) -> dict:
     """selection.json: what models/best is, why it was chosen, how well it does and what it was made from."""
     return {
         "artifact": ARTIFACT,
@@ -57,6 +62,7 @@ def record(name: str, result: Result, spec: Variant, rule: SelectParams, candida
         "libraries": formatting.installed_versions(),
         "input": INPUT,
         "classes": list(CLASS_NAMES),
+        "calibration": calibrated,
     }
 
 
@@ -104,8 +110,54 @@ def _runners_up(chosen: str, rule: SelectParams, candidates: dict[str, Result], 
     return "\n".join(lines) or "- (no other candidate)"
 
 
+def _calibration_section(calibrated: dict) -> list[str]:
+    rows = [(f"{row['low']:.1f}–{row['high']:.1f}", f"{row['count']:,}", f"{row['confidence']:.3f}",
+             f"{row['accuracy']:.3f}") for row in calibrated["bins"] if row["count"]]
+    table = pd.DataFrame(rows, columns=["confidence", "validation images", "mean confidence", "accuracy"]).to_markdown(
+        index=False, disable_numparse=True, colalign=("left", "right", "right", "right"))
+    return [
+        "## How sure it is",
+        "",
+        f"On the {calibrated['validation_images']:,} validation images its confidence (the top class's probability) "
+        "is close to how often it is right: expected calibration error "
+        f"{calibrated['expected_calibration_error']:.3f}.",
+        "Reliability, by confidence:",
+        "",
+        table,
+        "",
+        f"`predict` marks an answer **unsure** below confidence {calibrated['threshold']:.3f}: the validation answers "
+        f"at or above it are right {calibrated['accuracy_when_sure']:.1%} of the time (params.yaml "
+        f"`select.sure_accuracy`: {calibrated['target_accuracy']:.0%}), and {calibrated['coverage']:.1%} of them "
+        "reach it.",
+        "",
+    ]
+
+
+def _robustness_section(measured: dict) -> list[str]:
+    """The assess stage's robustness table (fmnist/core/robustness.py)."""
+    original = measured["originals"]
+    combined = next(entry for entry in measured["families"] if entry["family"] == "combined")
+    met = combined["agreement"] >= 0.9 and original["accuracy"] - combined["accuracy"] <= 0.05
+    return [
+        "## On photos: how far it holds up",
+        "",
+        f"The `assess` stage made product-photo-like pictures from the first {measured['images']:,} test images, each "
+        "kind of change alone and all together (seed "
+        f"{measured['seed']}), and classified them through `predict`'s preprocessing. On the 28×28 originals the "
+        f"accuracy is {original['accuracy']:.3f} ({original['accuracy_interval'][0]:.3f}–"
+        f"{original['accuracy_interval'][1]:.3f}). Intervals: Wilson, 95%; a refused picture counts as wrong.",
+        "",
+        robustness.markdown(measured),
+        f"All changes at once, it keeps the class it gives the 28×28 original for {combined['agreement']:.1%} of the "
+        f"pictures and loses {original['accuracy'] - combined['accuracy']:.3f} of accuracy (the aim: at least 90% "
+        f"and at most 0.05: {'met' if met else 'not met'}). These are generated pictures: a camera's may differ.",
+        "",
+    ]
+
+
 def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams, candidates: dict[str, Result],
-               confusion: np.ndarray, tolerances: spread.Tolerances, image_counts: dict[str, int]) -> str:
+               confusion: np.ndarray, tolerances: spread.Tolerances, image_counts: dict[str, int],
+               assessment: dict) -> str:
     """reports/model_card.md: what the model is for, how well it does, where it fails, how to remake it."""
     name, metrics, details = selected["variant"], result.metrics, result.details
     per_class = result.details["test_accuracy_per_class"]
@@ -188,28 +240,33 @@ def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams
         "",
         _confusions(confusion),
         "",
+        *_calibration_section(selected["calibration"]),
         "## Input it expects",
         "",
         "An array of shape (N, 28, 28), float32, pixel / 255 in [0, 1]: one garment, light on a black",
         "background, centred, its longest side filling the 28 pixels, as in Fashion-MNIST. The output is ten",
         "softmax probabilities in the order " + ", ".join(CLASS_NAMES) + ".",
         "`python -m fmnist.tools.predict` makes that input from PNG or JPEG files with the steps Fashion-MNIST used:",
-        "trim the plain background, resize the longest side to 28, centre on 28×28, negate (a light background",
-        "becomes black), grayscale. A 28×28 grayscale PNG is taken as it is.",
+        "estimate the plain backdrop from the picture's border (any light or dark grey or tint, a gradient), keep",
+        "what stands out from it as the garment, trim, set a slight tilt straight, resize the longest side to 28,",
+        "centre on 28×28 on black, stretch to 0–255. A 28×28 grayscale picture with a dark border is taken as it",
+        "is. A picture whose border is not one plain backdrop (noise, a scene, a texture) is refused.",
         "",
+        *_robustness_section(assessment["robustness"]),
         "## Known limits",
         "",
-        "- It has only seen 28×28 grayscale product photos, one item on a plain (white) background, centred and",
-        "  trimmed. Busy backgrounds, several items, people, shadows or unusual angles are outside what it",
-        "  learned; its answers there are guesses.",
+        "- It has only seen 28×28 grayscale product photos, one item on a plain background, centred and",
+        "  trimmed. Busy backgrounds, several items, people, hard shadows, a garment as light as its backdrop,",
+        "  or a turn of more than a few degrees are outside what it learned; its answers there are guesses.",
         f"- Classes that look alike at 28×28 are mistaken for each other (above). The hardest: {hardest[0]} is right "
         f"{per_class[hardest[0]]:.0%} of the time, {hardest[1]} {per_class[hardest[1]]:.0%}, {hardest[2]} "
         f"{per_class[hardest[2]]:.0%}.",
-        "- It always answers one of the ten classes, even for a picture of something else; a high probability",
-        "  does not show that the picture is clothing.",
+        "- It always answers one of the ten classes. `predict` refuses pictures without a plain backdrop and",
+        "  marks low-confidence answers unsure, but a plain photo of something else (a mug, a page of text) still",
+        "  gets a class, sometimes with high confidence: a high probability does not show that it is clothing.",
         "- Grayscale only: colour, the cue a person would use first, is gone.",
-        "- The accuracy above is on Fashion-MNIST's own test images. On your photos expect less, by an amount",
-        "  nobody has measured.",
+        "- The accuracy above is on Fashion-MNIST's own test images. On photos expect less: the robustness table",
+        "  above measures how much, on pictures made from those images, not on photos taken by a camera.",
         "",
         "## Reproduce it",
         "",

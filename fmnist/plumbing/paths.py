@@ -14,6 +14,7 @@ CURVES_DIR = Path("reports/curves")  # train_val/<variant>.csv, train/<variant>.
 SUMMARY_REPORT = Path("reports/summary.md")  # the report stage's one-page result
 BEST_DIR = MODELS_DIR / "best"  # the select stage's choice: BEST_MODEL_FILE + SELECTION_FILE
 MODEL_CARD = Path("reports/model_card.md")  # the select stage's description of models/best
+ASSESSMENT = Path("reports/assessment.json")  # the assess stage: calibration and robustness of the chosen model
 # Written by `make tune` (python -m fmnist.tools.tune), outside the DAG; the report links them when present.
 TUNING_DIR = Path("reports/tuning")
 TUNING_BEST = TUNING_DIR / "best.json"  # the best trial: number, value, spread, params

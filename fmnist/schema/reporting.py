@@ -44,6 +44,9 @@ class SelectParams(Section):
 
     metric: Literal["val_accuracy_mean", "val_accuracy", "val_loss"] = "val_accuracy_mean"
     candidates: list[Annotated[str, Field(pattern=VARIANT_NAME)]] = []
+    # `predict` calls an answer unsure below the confidence at which the chosen model's validation answers that
+    # confident or more are right this share of the time (fmnist/core/calibration.py).
+    sure_accuracy: float = Field(0.95, gt=0, lt=1)
 
     def higher_is_better(self) -> bool:
         return SELECTION_METRICS[self.metric][0]
@@ -52,3 +55,10 @@ class SelectParams(Section):
         """'highest mean validation accuracy across seeds', 'lowest validation loss of seed 42'."""
         return f"{'highest' if self.higher_is_better() else 'lowest'} {SELECTION_METRICS[self.metric][1]}"
 
+
+class AssessParams(Section):
+    """The assess stage: the chosen model's robustness on pictures made from test images (fmnist/core/robustness.py)."""
+    SECTION: ClassVar[str] = "assess"
+
+    images: int = Field(1000, ge=1, le=10000)  # test images a family (the first n): n >= 1,000 for a ±2% interval
+    seed: int = Field(0, ge=0, lt=2**32)  # the pictures' random changes

@@ -9,13 +9,13 @@ from fmnist.plumbing import params
 from fmnist.schema.baseline import BaselineParams
 from fmnist.schema.data import DownloadParams, PrepareParams
 from fmnist.schema.gates import GatesParams
-from fmnist.schema.reporting import ChapterParams, PlotParams, SelectParams
+from fmnist.schema.reporting import AssessParams, ChapterParams, PlotParams, SelectParams
 from fmnist.schema.tools import TuneParams
 from fmnist.schema.training import TrainParams, VariantsParams
 
 SECTIONS = {model.SECTION: model for model in (DownloadParams, PrepareParams, BaselineParams, TrainParams,
                                                  VariantsParams, ChapterParams, PlotParams, SelectParams,
-                                                 TuneParams, GatesParams)}
+                                                 AssessParams, TuneParams, GatesParams)}
 
 
 def check(path: str | os.PathLike = params.PARAMS_FILE) -> dict[str, Any]:

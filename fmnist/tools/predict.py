@@ -4,8 +4,10 @@
     python -m fmnist.tools.predict samples/ shirt.jpg          # models/best (the select stage's choice)
     python -m fmnist.tools.predict --variant relu100 shirt.jpg # or any trained variant, or --model FILE
 
-Pictures are made into Fashion-MNIST images first (fmnist.tools.images). A picture that cannot be read gets one
-line on standard error; the others are still classified, and the exit status is then 1.
+Pictures are made into Fashion-MNIST images first (fmnist.core.images). A picture that cannot be read, or that
+does not look like a product photo (its border is not one plain backdrop), gets one line on standard error; the
+others are still classified, and the exit status is then 1. An answer less confident than the model's calibrated
+threshold (fmnist/core/calibration.py) is marked unsure.
 Run from the repository root (models/, reports/ and data/ are found there).
 """
 from __future__ import annotations
@@ -18,14 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist.core import backend, dataset, results
+from fmnist.core import backend, calibration, dataset, results
 from fmnist.core.dataset import CLASS_NAMES
 from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.plumbing import atomic, params, paths, quiet
 from fmnist.plumbing.errors import StageError
 from fmnist.plumbing.runner import run
+from fmnist.schema.reporting import SelectParams
 from fmnist.schema.training import VariantsParams
-from fmnist.tools import images
+from fmnist.core import images
 
 SAMPLES_PER_CLASS = 1  # --export-samples: the first test image of each class
 
@@ -90,20 +93,39 @@ def load_model(path: Path):
     return model
 
 
+def unsure_below(path: Path, model) -> tuple[float | None, str]:
+    """(the confidence below which an answer is unsure, where it comes from): models/best's calibration from the
+    select stage; for another model the same rule on data/prepared's validation split, if it is there."""
+    if path == paths.BEST_DIR / paths.BEST_MODEL_FILE:
+        try:
+            calibrated = json.loads((paths.BEST_DIR / paths.SELECTION_FILE).read_text())["calibration"]
+            return calibrated["threshold"], "calibrated on the validation split by the select stage"
+        except (OSError, ValueError, KeyError):
+            pass  # an older models/best: calibrate it here, as any other model
+    try:
+        validation = dataset.load_prepared("val")
+    except StageError:
+        return None, "not calibrated: no data/prepared/val.npz (run `dvc repro prepare`), so no answer is marked unsure"
+    rule = params.load(SelectParams)
+    probabilities = model.predict(validation.x, batch_size=1000, verbose=0)  # prepared: scaled already
+    threshold, _, _ = calibration.sure_threshold(probabilities, validation.y, rule.sure_accuracy)
+    return threshold, f"calibrated now on the validation split (select.sure_accuracy {rule.sure_accuracy:.0%})"
+
+
 def top_classes(probabilities: np.ndarray, k: int) -> list[dict]:
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [{"class": CLASS_NAMES[i], "probability": float(probabilities[i])} for i in order]
 
 
-def table(rows: list[tuple[str, list[dict]]]) -> str:
-    width = max(len("image"), *(len(name) for name, _ in rows))
+def table(rows: list[tuple[str, list[dict], bool]]) -> str:
+    width = max(len("image"), *(len(name) for name, _, _ in rows))
     k = len(rows[0][1])
     header = f"{'image':<{width}}  " + "  ".join(f"{ordinal:<19}" for ordinal in ("1st", "2nd", "3rd", *(
         f"{n}th" for n in range(4, k + 1)))[:k])
     lines = [header.rstrip()]
-    for name, top in rows:
+    for name, top, unsure in rows:
         cells = "  ".join(f"{entry['class']:<12} {entry['probability']:>6.1%}" for entry in top)
-        lines.append(f"{name:<{width}}  {cells}")
+        lines.append(f"{name:<{width}}  {cells}{'  unsure' if unsure else ''}")
     return "\n".join(lines)
 
 
@@ -150,19 +172,26 @@ def main(argv: list[str] | None = None) -> None:
             except images.ImageError as error:
                 problems.append((file, str(error)))
 
-    predictions = []
+    predictions, threshold, calibrated = [], None, ""
     if readable:
         model = load_model(path)
         x = dataset.scale(np.stack([image for _, image in readable]))  # as prepare scales the training data
         probabilities = model.predict(x, batch_size=1000, verbose=0)
-        predictions = [(str(file), top_classes(p, args.top)) for (file, _), p in zip(readable, probabilities)]
+        threshold, calibrated = unsure_below(path, model)
+        predictions = [(str(file), top_classes(p, args.top), threshold is not None and float(p.max()) < threshold)
+                       for (file, _), p in zip(readable, probabilities)]
 
     if args.json:
-        print(json.dumps({"model": str(path), "what": what,
-                          "predictions": [{"path": name, "top": top} for name, top in predictions],
+        print(json.dumps({"model": str(path), "what": what, "unsure_below": threshold, "calibration": calibrated,
+                          "predictions": [{"path": name, "top": top, "unsure": unsure}
+                                          for name, top, unsure in predictions],
                           "errors": [{"path": str(file), "error": problem} for file, problem in problems]}, indent=2))
     elif predictions:
         print(f"model: {path} ({what})")
+        if threshold is not None:
+            print(f"unsure: a top class below {threshold:.1%} ({calibrated})")
+        else:
+            print(f"unsure: {calibrated}")
         print(table(predictions))
     for file, problem in problems:
         print(f"error: {file}: {problem}", file=sys.stderr)

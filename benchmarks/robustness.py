@@ -1,0 +1,57 @@
+"""How far `predict` holds up on product-photo-like pictures, for any model file: the robustness measurement the
+assess stage makes of the chosen model (reports/assessment.json, shown in the model card), run on demand.
+
+    python benchmarks/robustness.py --model models/relu100/model.keras            # 1,000 test images a family
+    python benchmarks/robustness.py --model models/best/model.keras --images 300 --seed 1
+
+Prints each family's accuracy and agreement with the 28x28 originals (95% Wilson intervals), the share of answers
+below the model's own unsure threshold (calibrated here on the validation split, as the assess stage does), and
+the goal of the real-pictures issue: on the combined family, agreement >= 0.90 and accuracy within 5 points of
+the originals'. Prints seconds per family too (this machine's).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fmnist.core import backend, calibration, dataset, robustness  # noqa: E402
+from fmnist.plumbing import quiet  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="Keras model file")
+    parser.add_argument("--images", type=int, default=1000, help="test images a family (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pictures' random changes (default 0)")
+    parser.add_argument("--sure-accuracy", type=float, default=0.95, help="as params.yaml select.sure_accuracy")
+    args = parser.parse_args()
+    quiet.filter_stderr()
+    backend.use(backend.requested())
+    import keras
+
+    model = keras.models.load_model(args.model, safe_mode=True)
+    validation, test = dataset.load_prepared("val"), dataset.load_prepared("test")
+    threshold = calibration.calibrate(model.predict(validation.x, batch_size=1000, verbose=0), validation.y,
+                                      args.sure_accuracy)["threshold"]
+    garments = robustness.garments(test.x[:args.images])
+    started = time.perf_counter()
+    found = robustness.measure(model, garments, test.y[:args.images], threshold, args.seed)
+    seconds = time.perf_counter() - started
+    combined, original = robustness.family(found, "combined"), found["originals"]
+    print(f"{args.model}: {len(garments)} test images a family, unsure below {threshold:.3f}; originals' accuracy "
+          f"{original['accuracy']:.3f}; {seconds:.0f} s for {len(robustness.FAMILIES)} families")
+    print(robustness.markdown(found))
+    met = combined["agreement"] >= 0.90 and original["accuracy"] - combined["accuracy"] <= 0.05
+    print(f"combined: agreement {combined['agreement']:.3f} (goal >= 0.90), accuracy {combined['accuracy']:.3f}, "
+          f"{original['accuracy'] - combined['accuracy']:.3f} below the originals (goal <= 0.05): "
+          f"{'met' if met else 'NOT met'}")
+    sys.exit(0 if met else 1)
+
+
+if __name__ == "__main__":
+    main()
