@@ -201,11 +201,6 @@ def test_a_gto_version_fetches_exactly_its_model_with_dvc_artifacts_get(pipeline
 
 # --- real data: photo-like pictures keep their class ---------------------------------------------------
 
-def dark_on_white(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A test image as a 28x28 grayscale picture the other way round: dark garment on white."""
-    return Image.fromarray(255 - image)
-
-
 @pytest.mark.real_data
 def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real_mirror, tmp_path):
     """Through the command line, as a user runs it: off-white and tinted backdrops, every change at once (the
@@ -226,8 +221,8 @@ def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real
     test_images, _ = dataset.load_raw("test", real_mirror)
     rng = np.random.default_rng(0)
     sample = rng.choice(len(test_images), 300, replace=False)
-    makers = {"background": lambda image, r: robustness.photo(image, r, "background"),
-              "combined": lambda image, r: robustness.photo(image, r, "combined"), "dark-on-white": dark_on_white}
+    makers = {family: lambda image, r, family=family: robustness.photo(image, r, family)
+              for family in ("background", "combined", "dark_on_white")}
     for folder in ("form", *makers):
         (tmp_path / folder).mkdir()
     for index in sample:
@@ -245,4 +240,4 @@ def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real
                  for folder in makers}
     print(f"agreement with the 28x28 form, of 300: {agreement}")
     assert len(classes["form"]) == 300
-    assert agreement["background"] >= 0.9 and agreement["dark-on-white"] >= 0.9 and agreement["combined"] >= 0.85
+    assert agreement["background"] >= 0.9 and agreement["dark_on_white"] >= 0.9 and agreement["combined"] >= 0.85

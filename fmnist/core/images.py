@@ -40,7 +40,7 @@ MIN_PLAIN_SHARE = 0.25
 MAX_SWITCHES = 0.22
 DARK_BORDER = 64  # a 28x28 grayscale picture whose border's median is below this is in Fashion-MNIST form
 MAX_TILT = 12  # degrees: a garment turned by up to this much is set straight
-STRAIGHTEN_GAIN = 0.97  # ... when straight, its bounding box is at most this share of the tilted one
+STRAIGHTEN_GAIN = 0.99  # ... when straight, its bounding box is at most this share of the tilted one
 
 
 class ImageError(Exception):
@@ -140,7 +140,7 @@ def _straightened(garment: Image.Image) -> Image.Image:
 
     def box_area(angle: int) -> int:
         turned = small.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=0)
-        box = turned.point([255 if v > 40 else 0 for v in range(256)]).getbbox()
+        box = turned.point([255 if v > 20 else 0 for v in range(256)]).getbbox()
         return (box[2] - box[0]) * (box[3] - box[1]) if box else 0
 
     upright = box_area(0)
