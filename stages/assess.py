@@ -7,7 +7,7 @@ through predict's own preprocessing. Writes reports/assessment.json; the select 
 import hashlib
 
 from fmnist.core import backend, calibration, dataset, results, robustness
-from fmnist.plumbing import atomic, params, paths, quiet, runner
+from fmnist.plumbing import atomic, errors, params, paths, quiet, runner
 from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.reporting import AssessParams, SelectParams
 from fmnist.schema.training import TrainParams, VariantsParams
@@ -24,7 +24,11 @@ def main() -> None:
     backend.use(shared.backend)
     import keras
 
-    model = keras.models.load_model(source, safe_mode=True)
+    try:
+        model = keras.models.load_model(source, safe_mode=True)
+    except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
+        raise errors.StageError(f"{source}: not a Keras model file ({type(error).__name__}); run "
+                                f"`dvc repro train@{best}`") from None
     calibrated = calibration.calibrate(model.predict(validation.x, batch_size=1000, verbose=0), validation.y,
                                        rule.sure_accuracy)
     measured = robustness.measure(model, robustness.garments(test.x[:assess.images]), test.y[:assess.images],

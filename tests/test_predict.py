@@ -241,3 +241,21 @@ def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real
     print(f"agreement with the 28x28 form, of 300: {agreement}")
     assert len(classes["form"]) == 300
     assert agreement["background"] >= 0.9 and agreement["dark_on_white"] >= 0.9 and agreement["combined"] >= 0.85
+
+
+def test_the_assessment_is_the_chosen_models_and_a_damaged_model_file_is_named(pipeline, tmp_path):
+    """assess measured the file select then copied (same sha256), and its threshold is the card's; a damaged file
+    stops the stage with one line naming it, and the previous assessment stays."""
+    repo = copy_pipeline(pipeline, tmp_path / "repo").repo
+    assessment = json.loads((repo / paths.ASSESSMENT).read_text())
+    selection = json.loads((repo / paths.BEST_DIR / paths.SELECTION_FILE).read_text())
+    assert (assessment["variant"], assessment["model_sha256"]) == (selection["variant"], selection["model_sha256"])
+    assert selection["calibration"] == assessment["calibration"]
+    assert [family["family"] for family in assessment["robustness"]["families"]][-1] == "combined"
+    before = (repo / paths.ASSESSMENT).read_bytes()
+    (repo / assessment["model_file"]).write_bytes(b"not a model")
+    result = run([sys.executable, "-m", "stages.assess"], repo, pipeline.env, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: {assessment['model_file']}: not a Keras model file (" in result.stderr
+    assert f"run `dvc repro train@{assessment['variant']}`" in result.stderr
+    assert (repo / paths.ASSESSMENT).read_bytes() == before
