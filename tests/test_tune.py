@@ -328,9 +328,13 @@ def test_two_workers_on_postgresql_share_one_study_and_survive_a_killed_worker(p
 
 
 def _study(optuna, url: str):
+    import sqlalchemy.exc
+
     try:
         return optuna.load_study(study_name="fashion-mnist", storage=url)
     except KeyError:  # not created yet
+        return None
+    except sqlalchemy.exc.IntegrityError:  # the workers are creating the tables this very moment
         return None
 
 

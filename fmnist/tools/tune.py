@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import socket
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -95,6 +96,9 @@ def check(tune: TuneParams, variants: dict[str, Variant]) -> Variant:
     return base
 
 
+SCHEMA_RACE_RETRIES = 5
+
+
 def storage_url(cli: str | None, tune: TuneParams) -> str:
     return cli or os.environ.get(STORAGE_ENV) or tune.storage
 
@@ -107,8 +111,16 @@ def open_storage(url: str, heartbeat: int):
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                                          engine_kwargs=_engine_kwargs(url))
+        # On a fresh database, workers started together race to create Optuna's tables: the loser's CREATE TABLE
+        # fails with a duplicate key. The tables are there a moment later; open again.
+        for attempt in range(SCHEMA_RACE_RETRIES):
+            try:
+                return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                                                  engine_kwargs=_engine_kwargs(url))
+            except sqlalchemy.exc.IntegrityError:
+                if attempt == SCHEMA_RACE_RETRIES - 1:
+                    raise
+                time.sleep(0.5)
     except sqlalchemy.exc.ArgumentError as error:
         raise StageError(f"tune storage '{url}': not a database URL ({error})") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
