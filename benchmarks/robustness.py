@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fmnist.core import backend, calibration, dataset, robustness  # noqa: E402
+from fmnist.core import backend, dataset, robustness  # noqa: E402
 from fmnist.plumbing import quiet  # noqa: E402
 
 
@@ -36,14 +35,12 @@ def main() -> None:
 
     model = keras.models.load_model(args.model, safe_mode=True)
     validation, test = dataset.load_prepared("val"), dataset.load_prepared("test")
-    threshold = calibration.calibrate(model.predict(validation.x, batch_size=1000, verbose=0), validation.y,
-                                      args.sure_accuracy)["threshold"]
-    garments = robustness.garments(test.x[:args.images])
     started = time.perf_counter()
-    found = robustness.measure(model, garments, test.y[:args.images], threshold, args.seed)
+    calibrated, found = robustness.assess(model, validation, test, args.images, args.seed, args.sure_accuracy)
     seconds = time.perf_counter() - started
+    threshold, images = calibrated["threshold"], min(args.images, len(test.y))
     combined, original = robustness.family(found, "combined"), found["originals"]
-    print(f"{args.model}: {len(garments)} test images a family, unsure below {threshold:.3f}; originals' accuracy "
+    print(f"{args.model}: {images} test images a family, unsure below {threshold:.3f}; originals' accuracy "
           f"{original['accuracy']:.3f}; {seconds:.0f} s for {len(robustness.FAMILIES)} families")
     print(robustness.markdown(found))
     met = combined["agreement"] >= 0.90 and original["accuracy"] - combined["accuracy"] <= 0.05

@@ -6,7 +6,7 @@ through predict's own preprocessing. Writes reports/assessment.json; the select 
 """
 import hashlib
 
-from fmnist.core import backend, calibration, dataset, results, robustness
+from fmnist.core import backend, dataset, results, robustness
 from fmnist.plumbing import atomic, errors, params, paths, quiet, runner
 from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.reporting import AssessParams, SelectParams
@@ -29,10 +29,7 @@ def main() -> None:
     except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
         raise errors.StageError(f"{source}: not a Keras model file ({type(error).__name__}); run "
                                 f"`dvc repro train@{best}`") from None
-    calibrated = calibration.calibrate(model.predict(validation.x, batch_size=1000, verbose=0), validation.y,
-                                       rule.sure_accuracy)
-    measured = robustness.measure(model, robustness.garments(test.x[:assess.images]), test.y[:assess.images],
-                                  calibrated["threshold"], assess.seed)
+    calibrated, measured = robustness.assess(model, validation, test, assess.images, assess.seed, rule.sure_accuracy)
     assessment = {"variant": best, "model_file": source.as_posix(),
                   "model_sha256": hashlib.sha256(source.read_bytes()).hexdigest(), "calibration": calibrated,
                   "robustness": {"images": int(min(assess.images, len(test.y))), "seed": assess.seed, **measured}}

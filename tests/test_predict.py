@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fmnist.core import dataset
+from fmnist.core import dataset, images
 from fmnist.plumbing import paths
 from fmnist.schema.training import TrainParams, Variant
-from fmnist.core import images
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
 from tests.helpers import commit_all, edit_params, run, stage_env
 

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 from PIL import Image, ImageFilter
 
-from fmnist.core import dataset, images
+from fmnist.core import calibration, dataset, images
 
 # What each family changes; `combined` draws every change at once. Ranges: what a product photo on a plain backdrop
 # plausibly has (a studio's off-white or grey sweep, any garment colour, framing, a hand-held tilt, soft focus and
@@ -136,3 +136,13 @@ def markdown(found: dict) -> str:
                      f"{family['agreement']:.3f} ({a_low:.3f}–{a_high:.3f}) | {family['unsure']:.1%} | "
                      f"{family['refused']} |")
     return "\n".join(lines) + "\n"
+
+
+def assess(model, validation: dataset.Split, test: dataset.Split, count: int, seed: int,
+           sure_accuracy: float) -> tuple[dict, dict]:
+    """(the model's calibration on the validation split, its figures on pictures made from the first `count` test
+    images): what the assess stage records and benchmarks/robustness.py prints."""
+    calibrated = calibration.calibrate(model.predict(validation.x, batch_size=1000, verbose=0), validation.y,
+                                       sure_accuracy)
+    measured = measure(model, garments(test.x[:count]), test.y[:count], calibrated["threshold"], seed)
+    return calibrated, measured

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist.core import backend, calibration, dataset, results
+from fmnist.core import backend, calibration, dataset, images, results
 from fmnist.core.dataset import CLASS_NAMES
 from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.plumbing import atomic, params, paths, quiet
@@ -28,7 +28,6 @@ from fmnist.plumbing.errors import StageError
 from fmnist.plumbing.runner import run
 from fmnist.schema.reporting import SelectParams
 from fmnist.schema.training import VariantsParams
-from fmnist.core import images
 
 SAMPLES_PER_CLASS = 1  # --export-samples: the first test image of each class
 
