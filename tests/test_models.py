@@ -169,3 +169,46 @@ def test_missing_and_corrupt_model_files_name_the_file_and_the_stage(in_tmp, tin
     (trained_dir / "model.weights.h5").unlink()
     with pytest.raises(StageError, match=r"models/v/model.weights.h5: not found; run `dvc repro train@v`"):
         evaluation.evaluate("v", spec, trained_dir, val, val)
+
+
+# Every augmentation layer, at rates large enough that a 28x28 batch visibly changes.
+AUGMENTATION = {"rotation": 0.05, "translation": 0.1, "zoom": 0.1, "contrast": 0.3, "brightness": 0.2}
+
+
+def through_augmentation(model, x, training):
+    """The batch after the model's layers before Flatten (Reshape and the random layers)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Flatten):
+            break
+        x = layer(x, training=training)
+    return np.asarray(x)
+
+
+def test_augmentation_changes_training_batches_only_and_repeats_by_seed(tiny):
+    train, _ = tiny
+    spec = variant(hidden=[{"units": 8, "activation": "relu"}], augmentation=AUGMENTATION)
+    model = models.build("v", spec, seed=42)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Reshape", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness",
+        "Flatten", "Dense", "Dense"]
+    batch = train.x[:16]
+    assert np.array_equal(through_augmentation(model, batch, training=False)[..., 0], batch)  # inference: unchanged
+    changed = through_augmentation(model, batch, training=True)[..., 0]
+    assert np.abs(changed - batch).mean() > 0.01 and changed.min() >= 0 and changed.max() <= 1
+    again = through_augmentation(models.build("v", spec, seed=42), batch, training=True)[..., 0]
+    other = through_augmentation(models.build("v", spec, seed=43), batch, training=True)[..., 0]
+    assert np.array_equal(changed, again) and not np.allclose(changed, other)
+    # Only a rate above 0 adds its layer.
+    rotation_only = variant(augmentation={"rotation": 0.05})
+    kinds = [type(layer).__name__ for layer in models.build("r", rotation_only).layers]
+    assert kinds == ["Reshape", "RandomRotation", "Flatten", "Dense"]
+
+
+def test_an_augmented_model_predicts_as_the_same_weights_without_augmentation(tiny):
+    train, val = tiny
+    spec = variant(hidden=[{"units": 8, "activation": "relu"}], augmentation=AUGMENTATION)
+    model = models.compile_model(models.build("v", spec, seed=42), spec, ONE_SEED)
+    model.fit(train.x, train.y, epochs=1, verbose=0)
+    plain = models.build("p", spec.model_copy(update={"augmentation": None}))
+    plain.set_weights([np.asarray(w) for w in model.trainable_weights])
+    np.testing.assert_array_equal(model.predict(val.x, verbose=0), plain.predict(val.x, verbose=0))

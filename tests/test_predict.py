@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fmnist.core import dataset, images
+from fmnist.core import dataset, images, robustness
 from fmnist.plumbing import paths
 from fmnist.schema.training import TrainParams, Variant
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
@@ -258,3 +258,30 @@ def test_the_assessment_is_the_chosen_models_and_a_damaged_model_file_is_named(p
     assert f"error: {assessment['model_file']}: not a Keras model file (" in result.stderr
     assert f"run `dvc repro train@{assessment['variant']}`" in result.stderr
     assert (repo / paths.ASSESSMENT).read_bytes() == before
+
+
+def test_the_variants_alongside_are_measured_and_shown_beside_the_chosen_one(pipeline, tmp_path):
+    """params.yaml assess.alongside: each named variant but the chosen one gets the chosen one's measurement, of its
+    own scored file; the model card compares them. An undeclared name stops the stage before any work."""
+    repo = pipeline.repo
+    assessment = json.loads((repo / paths.ASSESSMENT).read_text())
+    beside = [entry["variant"] for entry in assessment["alongside"]]
+    assert beside == [name for name in TINY_VARIANTS if name != assessment["variant"]] and len(beside) == 2
+    card = (repo / paths.MODEL_CARD).read_text()
+    assert "### Beside other variants" in card
+    header = next(line for line in card.splitlines() if line.startswith(f"| | {assessment['variant']} (this model) |"))
+    assert header.split(" | ")[2:] == [*beside[:-1], f"{beside[-1]} |"]
+    accuracy_row = next(line for line in card.splitlines() if line.startswith("| test accuracy (all 10,000"))
+    for entry in assessment["alongside"]:
+        details = json.loads((repo / paths.details_file(entry["variant"])).read_text())
+        model_file = repo / "models" / entry["variant"] / details["evaluated_file"]
+        assert entry["model_sha256"] == sha256(model_file)
+        metrics = json.loads((repo / "reports/metrics" / f"{entry['variant']}.json").read_text())
+        assert entry["test_accuracy"] == metrics["test_accuracy"] and f" {metrics['test_accuracy']:.4f} " in accuracy_row
+        assert [family["family"] for family in entry["robustness"]["families"]] == list(robustness.FAMILIES)
+    copy = copy_pipeline(pipeline, tmp_path / "repo")
+    edit_params(copy.repo, lambda document: document["assess"].update(alongside=["nosuch"]))
+    result = run([sys.executable, "-m", "stages.assess"], copy.repo, copy.env, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ("error: params.yaml assess.alongside: nosuch not declared in `variants` (declared: "
+            f"{', '.join(TINY_VARIANTS)})") in result.stderr

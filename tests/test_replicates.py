@@ -204,3 +204,36 @@ def test_stopping_a_child_ends_it():
     child = Child("a sleeper", "timeit", "-n", "1", "import time; time.sleep(60)")
     child.stop()
     assert child.process.returncode is not None and child.process.returncode < 0  # killed, not finished
+
+
+def test_each_replicate_is_augmented_by_its_own_seeds_and_only_in_training(tiny):
+    """Replicate k's batch goes through the random layers a lone model of seed k builds (models.augmentation_layers),
+    so its changes do not depend on which other seeds share the stack; scoring sees the images unchanged."""
+    from fmnist.schema.training import Augmentation
+    from tests.test_models import AUGMENTATION
+
+    train, _ = tiny
+    augmentation = Augmentation(**AUGMENTATION)
+    batch = train.x[:16].reshape(16, -1)
+    stacked = np.stack([batch, batch])  # the same images for both replicates
+    changed = np.asarray(replicates.StackedAugmentation(augmentation, [7, 8])(stacked, training=True))
+    for k, seed in enumerate([7, 8]):
+        images = batch.reshape(16, 28, 28, 1)
+        for layer in models.augmentation_layers(augmentation, seed):
+            images = layer(images, training=True)
+        np.testing.assert_array_equal(changed[k], np.asarray(images).reshape(16, -1))
+    assert not np.allclose(changed[0], changed[1])
+    np.testing.assert_array_equal(replicates.StackedAugmentation(augmentation, [7, 8])(stacked), stacked)
+
+
+def test_augmented_replicates_repeat_exactly_and_learn(tiny):
+    from tests.test_models import AUGMENTATION
+
+    train, val = tiny
+    spec = variant(hidden=[{"units": 16, "activation": "relu"}], optimizer={"name": "adam"}, epochs=3,
+                   validation=True, augmentation=AUGMENTATION)
+    first = replicates.fit(spec, SHARED, [43, 44], train, val, None)
+    assert first["per_seed"] == replicates.fit(spec, SHARED, [43, 44], train, val, None)["per_seed"]
+    plain = replicates.fit(spec.model_copy(update={"augmentation": None}), SHARED, [43, 44], train, val, None)
+    assert [e["val_loss"] for e in first["per_seed"]] != [e["val_loss"] for e in plain["per_seed"]]
+    assert all(entry["val_accuracy"] > 0.3 for entry in first["per_seed"])  # the generated classes are easy

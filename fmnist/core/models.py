@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Iterator
 
 import keras
+import numpy as np
 
 from fmnist.compat import pipeline as compat
 from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.plumbing.errors import StageError
-from fmnist.schema.training import TrainParams, Variant
+from fmnist.schema.training import Augmentation, TrainParams, Variant
 
 OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
@@ -23,9 +24,39 @@ OPTIMIZERS = {
 }
 
 
-def build(name: str, spec: Variant) -> keras.Sequential:
-    """Input(28, 28) -> Flatten -> [Dense(units, activation) (-> Dropout)]... -> Dense(10, softmax)."""
-    layers: list[keras.layers.Layer] = [keras.Input(shape=IMAGE_SHAPE), keras.layers.Flatten()]
+def derived_seed(seed: int, *path: int) -> int:
+    """An independent 32-bit seed for one use (a layer's weights, a dropout or augmentation layer) of seed `seed`."""
+    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
+
+
+def augmentation_layers(augmentation: Augmentation, seed: int) -> list[keras.layers.Layer]:
+    """Keras's random layers for (batch, 28, 28, 1) images in 0-1, each seeded from `seed`. Shifted, turned or
+    shrunk images are filled with 0, Fashion-MNIST's black background (Keras's default, reflect, would mirror
+    the garment into it)."""
+    made: list[keras.layers.Layer] = []
+    if augmentation.rotation:
+        made.append(keras.layers.RandomRotation(augmentation.rotation, fill_mode="constant",
+                                                seed=derived_seed(seed, 0)))
+    if augmentation.translation:
+        made.append(keras.layers.RandomTranslation(augmentation.translation, augmentation.translation,
+                                                   fill_mode="constant", seed=derived_seed(seed, 1)))
+    if augmentation.zoom:
+        made.append(keras.layers.RandomZoom(augmentation.zoom, fill_mode="constant", seed=derived_seed(seed, 2)))
+    if augmentation.contrast:
+        made.append(keras.layers.RandomContrast(augmentation.contrast, value_range=(0, 1), seed=derived_seed(seed, 3)))
+    if augmentation.brightness:
+        made.append(keras.layers.RandomBrightness(augmentation.brightness, value_range=(0, 1),
+                                                  seed=derived_seed(seed, 4)))
+    return made
+
+
+def build(name: str, spec: Variant, seed: int = 0) -> keras.Sequential:
+    """Input(28, 28) -> Flatten -> [Dense(units, activation) (-> Dropout)]... -> Dense(10, softmax). With
+    augmentation, its random layers (seeded from `seed`) come before Flatten, on a channel axis they need."""
+    layers: list[keras.layers.Layer] = [keras.Input(shape=IMAGE_SHAPE)]
+    if spec.augmentation is not None:
+        layers += [keras.layers.Reshape((*IMAGE_SHAPE, 1)), *augmentation_layers(spec.augmentation, seed)]
+    layers.append(keras.layers.Flatten())
     for layer in spec.hidden:
         layers.append(keras.layers.Dense(layer.units, activation=layer.activation))
         if layer.dropout > 0:

@@ -9,7 +9,8 @@ per-step overhead, not arithmetic, so they are trained as one stacked model inst
   batched matmul; each slice is initialised with Glorot-uniform from its own seed;
 - replicate k sees its own batches: each epoch it draws its own permutation of the training set
   (numpy, from its own seed), and the model gathers its batch from the training images held inside it;
-- replicate k has its own dropout masks, from a generator seeded by its own seed;
+- replicate k has its own dropout masks, and its own augmentation layers (random rotation, zoom, ...), from
+  generators seeded by its own seed (the augmentation layers seeded as a lone model of that seed seeds them);
 - the loss is the sum of the replicates' mean batch losses, so each replicate's weights get exactly the
   gradient they would get alone, and the optimizers (SGD, RMSprop, Adam, Adagrad) update element-wise.
 
@@ -43,16 +44,12 @@ from keras import ops  # noqa: E402
 
 from fmnist.core import dataset, models  # noqa: E402
 from fmnist.core.dataset import Split
-from fmnist.core.idx import NUM_CLASSES
+from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.plumbing import params, runner  # noqa: E402
-from fmnist.schema.training import TrainParams, Variant, VariantsParams
+from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams
 
 EPSILON = 1e-7  # keras.config.epsilon(): sparse_categorical_crossentropy clips probabilities to it
 
-
-def derived_seed(seed: int, *path: int) -> int:
-    """An independent 32-bit seed for one use (a layer's weights, a dropout layer) of replicate `seed`."""
-    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
 
 
 class StackedGlorotUniform(keras.initializers.Initializer):
@@ -96,6 +93,31 @@ class StackedDropout(keras.layers.Layer):
             return x
         return ops.stack([keras.random.dropout(x[k], self.rate, seed=generator)
                           for k, generator in enumerate(self.generators)])
+
+
+class StackedAugmentation(keras.layers.Layer):
+    """Each replicate's batch through augmentation layers of its own (own seeds): (K, batch, 784) in and out.
+    Outside training it passes its input through, as the lone model's random layers do."""
+
+    def __init__(self, augmentation: Augmentation, seeds: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.pipelines = [models.augmentation_layers(augmentation, seed) for seed in seeds]
+
+    def build(self, input_shape):
+        for pipeline in self.pipelines:
+            for layer in pipeline:
+                layer.build((None, *IMAGE_SHAPE, 1))
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        changed = []
+        for k, pipeline in enumerate(self.pipelines):
+            images = ops.reshape(x[k], (-1, *IMAGE_SHAPE, 1))
+            for layer in pipeline:
+                images = layer(images, training=True)
+            changed.append(ops.reshape(images, (-1, int(np.prod(IMAGE_SHAPE)))))
+        return ops.stack(changed)
 
 
 class GatherBatches(keras.layers.Layer):
@@ -143,11 +165,13 @@ def summed_crossentropy(y_true, y_pred):
 def build_stack(spec: Variant, seeds: list[int], train_x: np.ndarray) -> tuple[keras.Model, keras.Model]:
     """(training model: indices -> probabilities, scoring model: images -> probabilities), sharing weights."""
     layers: list[keras.layers.Layer] = []
+    if spec.augmentation is not None:  # seeds as the lone model's: models.build(..., seed)
+        layers.append(StackedAugmentation(spec.augmentation, seeds))
     for index, layer in enumerate(spec.hidden):
-        layers.append(StackedDense(layer.units, layer.activation, [derived_seed(s, index, 0) for s in seeds]))
+        layers.append(StackedDense(layer.units, layer.activation, [models.derived_seed(s, index, 0) for s in seeds]))
         if layer.dropout > 0:
-            layers.append(StackedDropout(layer.dropout, [derived_seed(s, index, 1) for s in seeds]))
-    layers.append(StackedDense(NUM_CLASSES, "softmax", [derived_seed(s, len(spec.hidden), 0) for s in seeds]))
+            layers.append(StackedDropout(layer.dropout, [models.derived_seed(s, index, 1) for s in seeds]))
+    layers.append(StackedDense(NUM_CLASSES, "softmax", [models.derived_seed(s, len(spec.hidden), 0) for s in seeds]))
 
     def head(x):
         for layer in layers:

@@ -175,6 +175,8 @@ def comparison_table(results: dict[str, Result], variants: dict[str, Variant], c
             what = f"{spec.describe_layers()}; {spec.optimizer.describe()}"
             if callbacks := spec.describe_callbacks():
                 what += f"; {callbacks}"
+            if spec.augmentation:
+                what += f"; trained on {spec.augmentation.describe()}"
             epochs, best, stopped = metrics["epochs_run"], metrics["best_epoch"], metrics["stopped_epoch"]
             seconds = result.timing["train_seconds"]
             replicates_seconds = result.timing.get("replicates_train_seconds", 0.0)

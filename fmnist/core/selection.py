@@ -136,8 +136,8 @@ def _calibration_section(calibrated: dict) -> list[str]:
 def _robustness_section(measured: dict) -> list[str]:
     """The assess stage's robustness table (fmnist/core/robustness.py)."""
     original = measured["originals"]
-    combined = next(entry for entry in measured["families"] if entry["family"] == "combined")
-    met = combined["agreement"] >= 0.9 and original["accuracy"] - combined["accuracy"] <= 0.05
+    combined = robustness.family(measured, "combined")
+    met = robustness.goal_met(measured)
     return [
         "## On photos: how far it holds up",
         "",
@@ -149,8 +149,39 @@ def _robustness_section(measured: dict) -> list[str]:
         "",
         robustness.markdown(measured),
         f"All changes at once, it keeps the class it gives the 28×28 original for {combined['agreement']:.1%} of the "
-        f"pictures and loses {original['accuracy'] - combined['accuracy']:.3f} of accuracy (the aim: at least 90% "
+        f"pictures and loses {robustness.accuracy_lost(measured):.3f} of accuracy (the aim: at least 90% "
         f"and at most 0.05: {'met' if met else 'not met'}). These are generated pictures: a camera's may differ.",
+        "",
+    ]
+
+
+def _alongside_section(assessment: dict) -> list[str]:
+    """The variants params.yaml `assess.alongside` names, measured as the chosen one was, side by side with it."""
+    if not assessment.get("alongside"):
+        return []
+    entries = [assessment, *assessment["alongside"]]
+    header = " | ".join(entry["variant"] + (" (this model)" if entry is assessment else "") for entry in entries)
+    rows = [
+        ("test accuracy (all 10,000 test images)", [f"{entry['test_accuracy']:.4f}" for entry in entries]),
+        ("unsure below", [f"{entry['calibration']['threshold']:.3f}" for entry in entries]),
+        ("28×28 originals: accuracy", [f"{entry['robustness']['originals']['accuracy']:.3f}" for entry in entries]),
+        *((f"{name}: accuracy / same class as the 28×28",
+           [f"{robustness.family(entry['robustness'], name)['accuracy']:.3f} / "
+            f"{robustness.family(entry['robustness'], name)['agreement']:.3f}" for entry in entries])
+          for name in robustness.FAMILIES),
+        ("all at once: accuracy lost against the originals",
+         [f"{robustness.accuracy_lost(entry['robustness']):.3f}" for entry in entries]),
+    ]
+    others = ", ".join(f"`{entry['variant']}`" for entry in assessment["alongside"])
+    return [
+        "### Beside other variants",
+        "",
+        f"Measured the same way ({others}: params.yaml `assess.alongside`); `python -m fmnist.tools.predict "
+        f"--variant {assessment['alongside'][0]['variant']}` classifies with it instead of this model.",
+        "",
+        f"| | {header} |",
+        "|---|" + "---:|" * len(entries),
+        *(f"| {label} | {' | '.join(values)} |" for label, values in rows),
         "",
     ]
 
@@ -215,7 +246,8 @@ def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams
         "",
         "## Architecture and training",
         "",
-        f"- Input(28, 28) → Flatten → {spec.describe_layers()}",
+        f"- Input(28, 28) → Flatten → {spec.describe_layers()}"
+        + (f"; in training only, before Flatten: {spec.augmentation.describe()}" if spec.augmentation else ""),
         f"- {spec.optimizer.describe()}, sparse categorical cross-entropy, {metrics['epochs_run']} epochs "
         f"(of {spec.epochs}) with batch size {training['batch_size']}"
         + (f", best epoch {metrics['best_epoch']}" if metrics.get("best_epoch") else "")
@@ -253,6 +285,7 @@ def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams
         "is. A picture whose border is not one plain backdrop (noise, a scene, a texture) is refused.",
         "",
         *_robustness_section(assessment["robustness"]),
+        *_alongside_section(assessment),
         "## Known limits",
         "",
         "- It has only seen 28×28 grayscale product photos, one item on a plain background, centred and",

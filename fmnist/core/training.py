@@ -53,7 +53,7 @@ def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split,
     batch_size = spec.batch_size or shared.batch_size
     sizes = {"training": len(train.y)} | ({"validation": len(val.y)} if spec.validation else {})
     with models.distributed(shared, batch_size, sizes) as devices:
-        model = models.compile_model(models.build(name, spec), spec, shared)
+        model = models.compile_model(models.build(name, spec, shared.seed), spec, shared)
         callbacks = models.make_callbacks(spec, model_dir / CHECKPOINT_FILE)
         # dvcyaml=False: dvc.yaml declares the plots and metrics itself; the run is already a DVC stage.
         callbacks.append(LiveHistory(Live(str(history_dir), dvcyaml=False, save_dvc_exp=False, report=None)))

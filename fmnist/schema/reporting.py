@@ -62,3 +62,6 @@ class AssessParams(Section):
 
     images: int = Field(1000, ge=1, le=10000)  # test images a family (the first n): n >= 1,000 for a ±2% interval
     seed: int = Field(0, ge=0, lt=2**32)  # the pictures' random changes
+    # Variants measured the same way beside the chosen one, shown side by side in the model card (for example one
+    # trained with augmentation for photos, which `predict --variant` uses).
+    alongside: list[Annotated[str, Field(pattern=VARIANT_NAME)]] = []

@@ -91,6 +91,21 @@ class Callbacks(Section):
     early_stopping: EarlyStopping | None = None
 
 
+class Augmentation(Section):
+    """Keras's random image layers between Input and Flatten. They change the training batches only: at inference
+    (evaluate, predict) every one of them passes its input through unchanged. 0 leaves a layer out."""
+
+    rotation: float = Field(0.0, ge=0, le=0.5)  # RandomRotation: up to ± this fraction of a full turn
+    translation: float = Field(0.0, ge=0, lt=1)  # RandomTranslation: ± this fraction of the height and width
+    zoom: float = Field(0.0, ge=0, lt=1)  # RandomZoom: in or out by up to this fraction
+    contrast: float = Field(0.0, ge=0, le=1)  # RandomContrast: contrast times 1 ± this
+    brightness: float = Field(0.0, ge=0, le=1)  # RandomBrightness: ± this fraction of the 0-1 range
+
+    def describe(self) -> str:
+        """'RandomRotation(0.03), RandomZoom(0.1)': the layers, as they are built."""
+        return ", ".join(f"Random{name.capitalize()}({value:g})" for name, value in self.model_dump().items() if value)
+
+
 class Variant(Section):
     """One model of the chapter: Flatten -> hidden layers -> Dense(10, softmax), trained as given."""
 
@@ -101,6 +116,7 @@ class Variant(Section):
     batch_size: int | None = Field(None, ge=1)  # None: train.batch_size
     validation: bool = False  # pass the validation split to fit(), for per-epoch val_loss/val_accuracy
     callbacks: Callbacks = Callbacks()
+    augmentation: Augmentation | None = None  # random changes to the training images (none: the chapter's models)
 
     def describe_layers(self) -> str:
         """'Dense(100, relu) + Dropout(0.3) → Dense(10, softmax)' (after Flatten)."""
