@@ -210,3 +210,29 @@ def test_the_latest_releases_workflow_runs_weekly_with_unpinned_packages():
     assert "tensorflow" in unpinned and "jax[cpu]" in unpinned and "psycopg[binary]" in unpinned
     assert not any("=" in name or "#" in name for name in unpinned), unpinned
     assert "python -m pytest" in recipe.splitlines()[-1] and ".venv-latest/bin:" in recipe.splitlines()[-1]
+
+
+def test_every_workflow_sets_up_with_the_makefile_and_keeps_uvs_cache():
+    """The workflows install as a user does (make installs uv and the lock); a workflow that installs the lock
+    caches uv's downloads, keyed on the lock, and none caches pip's, which nothing uses any more."""
+    for path in sorted((REPO_ROOT / ".github/workflows").glob("*.yml")):
+        document = yaml.safe_load(path.read_text())
+        for job in document["jobs"].values():
+            steps = job.get("steps", [])
+            commands = "\n".join(step.get("run", "") for step in steps)
+            assert "pip install" not in commands and "uv pip" not in commands, path.name
+            if not re.search(r"\bmake (venv|test|reproduce)(?![\w-])", commands):  # test-latest: no lock
+                continue
+            assert not any(step.get("with", {}).get("cache") == "pip" for step in steps), path.name
+            cache = next(step for step in steps if step.get("uses", "").startswith("actions/cache"))
+            assert cache["with"]["path"] == "~/.cache/uv" and "hashFiles('requirements.txt')" in cache["with"]["key"]
+
+
+def test_the_venv_is_made_and_filled_by_the_pinned_uv_from_the_lock():
+    recipe = make_dry_run("-W", "requirements.txt", "venv").splitlines()
+    version = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
+    uv = str(REPO_ROOT / ".uv" / version / "bin" / "uv")
+    assert any(line.startswith("test -x ") and f"|| {uv} venv " in line for line in recipe), recipe
+    assert any(line.startswith(f"{uv} pip install ") and line.endswith("-r requirements.txt") for line in recipe)
+    installing_uv = make_dry_run("-B", uv).replace("\\\n", "").splitlines()
+    assert any(f"--target {REPO_ROOT}/.uv/{version}" in line and f"uv=={version}" in line for line in installing_uv)
