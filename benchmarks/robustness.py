@@ -47,7 +47,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     threshold, images = calibrated["threshold"], min(args.images, len(test.y))
     combined, original = robustness.family(found, "combined"), found["originals"]
-    print(f"{args.model}: {images} test images a family from test image {args.first}, unsure below {threshold:.3f}; originals' accuracy "
+    print(f"{args.model}: {images} test images a family from test image {args.first}, unsure below {threshold:.3f}; "
+          "originals' accuracy "
           f"{original['accuracy']:.3f}; {seconds:.0f} s for {len(robustness.FAMILIES)} families")
     print(robustness.markdown(found))
     met = robustness.goal_met(found)

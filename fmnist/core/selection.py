@@ -155,14 +155,14 @@ def _robustness_section(measured: dict) -> list[str]:
     ]
 
 
-def _alongside_section(assessment: dict) -> list[str]:
+def _alongside_section(assessment: dict, test_images: int) -> list[str]:
     """The variants params.yaml `assess.alongside` names, measured as the chosen one was, side by side with it."""
     if not assessment.get("alongside"):
         return []
     entries = [assessment, *assessment["alongside"]]
     header = " | ".join(entry["variant"] + (" (this model)" if entry is assessment else "") for entry in entries)
     rows = [
-        ("test accuracy (all 10,000 test images)", [f"{entry['test_accuracy']:.4f}" for entry in entries]),
+        (f"test accuracy (all {test_images:,} test images)", [f"{entry['test_accuracy']:.4f}" for entry in entries]),
         ("unsure below", [f"{entry['calibration']['threshold']:.3f}" for entry in entries]),
         ("28×28 originals: accuracy", [f"{entry['robustness']['originals']['accuracy']:.3f}" for entry in entries]),
         *((f"{name}: accuracy / same class as the 28×28",
@@ -285,7 +285,7 @@ def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams
         "is. A picture whose border is not one plain backdrop (noise, a scene, a texture) is refused.",
         "",
         *_robustness_section(assessment["robustness"]),
-        *_alongside_section(assessment),
+        *_alongside_section(assessment, image_counts["test"]),
         "## Known limits",
         "",
         "- It has only seen 28×28 grayscale product photos, one item on a plain background, centred and",
