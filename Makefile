@@ -42,7 +42,10 @@ repro: $(STAMP)  ## set up .venv, check params.yaml, run the pipeline (dvc repro
 	dvc repro
 
 # PYTEST_ARGS goes through pytest's own PYTEST_ADDOPTS, which splits it as a shell would (-k 'a and b') but runs nothing.
-PYTEST := PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest
+# The tests run on every core (pytest-xdist; TEST_WORKERS=0 for one process), each module on one worker: a module's
+# set-up (a copy of the tiny pipeline, a remote, a study) is made once, and the heaviest modules start first.
+TEST_WORKERS ?= auto
+PYTEST := PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 test: $(STAMP)  ## set up .venv, run the tests (PYTEST_ARGS: more pytest options)
 	$(PYTEST)
 

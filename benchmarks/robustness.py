@@ -43,7 +43,8 @@ def main() -> None:
         parser.error(f"--first {args.first}: the test set has images 0 to {len(test.y) - 1}")
     test = dataset.Split(test.x[args.first:], test.y[args.first:])
     started = time.perf_counter()
-    calibrated, found = robustness.assess(model, validation, test, args.images, args.seed, args.sure_accuracy)
+    pictures = robustness.make_pictures(test, args.images, args.seed)
+    calibrated, found = robustness.assess(model, validation, pictures, args.sure_accuracy)
     seconds = time.perf_counter() - started
     threshold, images = calibrated["threshold"], min(args.images, len(test.y))
     combined, original = robustness.family(found, "combined"), found["originals"]

@@ -28,6 +28,8 @@ def main() -> None:
     backend.use(shared.backend)
     import keras
 
+    pictures = robustness.make_pictures(test, assess.images, assess.seed)  # the same pictures for every variant
+
     def measure(name: str) -> dict:
         source = results.scored_model(name, loaded[name])
         try:
@@ -35,8 +37,7 @@ def main() -> None:
         except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
             raise errors.StageError(f"{source}: not a Keras model file ({type(error).__name__}); run "
                                     f"`dvc repro train@{name}`") from None
-        calibrated, measured = robustness.assess(model, validation, test, assess.images, assess.seed,
-                                                 rule.sure_accuracy)
+        calibrated, measured = robustness.assess(model, validation, pictures, rule.sure_accuracy)
         return {"variant": name, "model_file": source.as_posix(),
                 "model_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
                 "test_accuracy": loaded[name].metrics["test_accuracy"], "calibration": calibrated,

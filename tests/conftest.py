@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
@@ -113,6 +117,92 @@ def real_mirror() -> Path:
     return folder.resolve()
 
 
+# --- each test's own time, checked against --max-test-seconds -------------------------------------------
+# .ci/run sets the limit so the suite stays fast: a test over it fails the run, named with its time. A test's
+# own time is its setup, call and teardown, less the wait for a shared tiny pipeline, which is built once for
+# the whole run by whichever test asks first and is not that test's cost. A test marked
+# @pytest.mark.longer(F, why=...) may take F times the limit: a scenario of many processes whose steps depend
+# on each other (machines of a sweep, workers of a study), each exception named and bounded. The factor, not
+# seconds, so that a slower machine's one larger limit (.ci/run's MAX_TEST_SECONDS) moves every bound.
+
+SHARED_BUILD = "shared_build_seconds"
+LONGER = "longer_factor"
+_pending_shared_build = [0.0]  # this process's wait for shared builds since its last test report
+
+
+@contextmanager
+def shared_build_time(started: float):
+    try:
+        yield
+    finally:
+        _pending_shared_build[0] += time.monotonic() - started
+
+
+def pytest_addoption(parser):
+    parser.addoption("--max-test-seconds", type=float, default=None, metavar="S",
+                     help="fail the run when a test's own time (setup, call and teardown, less the wait for a "
+                          "shared tiny pipeline) is over S seconds, or over F times S for one marked longer(F)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "longer(factor, why): the test's own time may be factor times "
+                                       "--max-test-seconds")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    # On the report, not the item: under xdist the report is what reaches the controller, which judges.
+    if _pending_shared_build[0]:
+        report.user_properties.append((SHARED_BUILD, _pending_shared_build[0]))
+        _pending_shared_build[0] = 0.0
+    marker = item.get_closest_marker("longer")
+    if marker is not None:
+        report.user_properties.append((LONGER, float(marker.args[0])))
+    return report
+
+
+_own_seconds: dict[str, float] = defaultdict(float)
+_longer: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    properties = report.user_properties
+    _own_seconds[report.nodeid] += report.duration - sum(v for k, v in properties if k == SHARED_BUILD)
+    _longer.update({report.nodeid: v for k, v in properties if k == LONGER})
+
+
+def _over_limit(config) -> list[tuple[str, float, float]]:
+    """(test, its own seconds, the seconds it was allowed) for each test over its limit, the slowest first."""
+    limit = config.getoption("max_test_seconds")
+    if limit is None or hasattr(config, "workerinput"):  # an xdist worker: its controller judges
+        return []
+    over = [(node, s, limit * _longer.get(node, 1.0)) for node, s in _own_seconds.items()]
+    return sorted((entry for entry in over if entry[1] > entry[2]), key=lambda entry: -entry[1])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _over_limit(session.config) and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    over = _over_limit(config)
+    if over:
+        limit = config.getoption("max_test_seconds")
+        terminalreporter.section(f"tests over --max-test-seconds={limit:g}", red=True)
+        for node, seconds, allowed in over:
+            terminalreporter.line(f"{seconds:7.1f}s  {node}  (allowed {allowed:g} s)")
+        terminalreporter.line(f"error: {len(over)} test(s) took longer than allowed; make them smaller "
+                              "(tests/conftest.py explains what counts)", red=True)
+
+
+def pytest_collection_modifyitems(items):
+    """Modules that run the tiny pipeline's processes first (stable: each module's own order is kept). The
+    Makefile hands xdist's workers whole modules in this order, so the long ones are not left for the end."""
+    items.sort(key=lambda item: "tiny_pipelines" not in getattr(item, "fixturenames", ()))
+
+
 # --- one tiny real pipeline per backend, per test run ---------------------------------------------------
 # Every end-to-end assertion reads the same `dvc repro` (download -> report) of tiny variants on generated
 # data; a test that changes the repo works on a copy (`copy_pipeline`), so the order of tests never matters.
@@ -141,37 +231,58 @@ class TinyPipeline(NamedTuple):
 
 @pytest.fixture(scope="session")
 def tiny_pipelines(tmp_path_factory):
-    """tiny_pipelines(backend) -> TinyPipeline, built on first use and then shared by every test."""
+    """tiny_pipelines(backend) -> TinyPipeline, built on first use and then shared by every test.
+
+    Under pytest-xdist each worker is its own process: the first worker to ask builds the pipeline in the run's
+    common folder (a file lock makes any other wait), and every worker then works on its own copy, since two
+    DVC commands in one repository at once would fight over its lock."""
+    from filelock import FileLock
+
     from tests.helpers import commit_all, copy_project, edit_params, init_git_dvc_repo, run, stage_env
 
-    built: dict[str, TinyPipeline] = {}
+    own = tmp_path_factory.getbasetemp()
+    common = own.parent if os.environ.get("PYTEST_XDIST_WORKER") else own  # xdist: <run>/popen-gw0, ...
+    copies: dict[str, TinyPipeline] = {}
 
-    def build(backend: str) -> TinyPipeline:
-        if backend not in built:
-            root = tmp_path_factory.mktemp(f"tiny-{backend}")
-            pins = write_fake_dataset(root / "mirror", n_train=500, n_test=100)
-            repo = copy_project(root / "repo")
+    def build(root: Path, backend: str) -> subprocess.CompletedProcess:
+        pins = write_fake_dataset(root / "mirror", n_train=500, n_test=100)
+        repo = copy_project(root / "repo")
 
-            def tiny(document):
-                document["download"]["sha256"] = pins
-                document["train"]["backend"] = backend
-                document["variants"] = copy.deepcopy(TINY_VARIANTS)
-                if backend == "tensorflow":  # JAX compiles the random layers for ~20 s a process; one backend shows it
-                    document["variants"]["tiny_softmax"]["augmentation"] = TINY_AUGMENTATION
-                document["chapter"] = {"tiny_stopping": {"metric": "val_accuracy", "value": 0.5}}
-                document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
-                document["assess"]["images"] = 30  # 30 test images a family of photo-like pictures
-                document["assess"]["alongside"] = list(TINY_VARIANTS)  # all but the chosen one: measured beside it
+        def tiny(document):
+            document["download"]["sha256"] = pins
+            document["train"]["backend"] = backend
+            document["variants"] = copy.deepcopy(TINY_VARIANTS)
+            if backend == "tensorflow":  # JAX compiles the random layers for ~20 s a process; one backend shows it
+                document["variants"]["tiny_softmax"]["augmentation"] = TINY_AUGMENTATION
+            document["chapter"] = {"tiny_stopping": {"metric": "val_accuracy", "value": 0.5}}
+            document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]
+            document["assess"]["images"] = 10  # 10 test images a family of photo-like pictures: made in every assess
+            document["assess"]["alongside"] = list(TINY_VARIANTS)  # all but the chosen one: measured beside it
 
-            edit_params(repo, tiny)
-            init_git_dvc_repo(repo)
-            env = stage_env(FASHION_MNIST_MIRROR=str(root / "mirror"))
-            first = run(["dvc", "repro"], repo, env)
-            commit_all(repo, "results")
-            built[backend] = TinyPipeline(backend, repo, env, first, root / "mirror")
-        return built[backend]
+        edit_params(repo, tiny)
+        init_git_dvc_repo(repo)
+        first = run(["dvc", "repro"], repo, stage_env(FASHION_MNIST_MIRROR=str(root / "mirror")))
+        commit_all(repo, "results")
+        return first
 
-    return build
+    def pipeline(backend: str) -> TinyPipeline:
+        if backend not in copies:
+            built, record = common / f"tiny-{backend}", common / f"tiny-{backend}.json"
+            started = time.monotonic()
+            with FileLock(str(common / f"tiny-{backend}.lock")), shared_build_time(started):
+                if not record.exists():  # not built yet, or a build that failed: from scratch
+                    shutil.rmtree(built, ignore_errors=True)
+                    first = build(built, backend)
+                    record.write_text(json.dumps({"args": first.args, "returncode": first.returncode,
+                                                  "stdout": first.stdout, "stderr": first.stderr}))
+            first = subprocess.CompletedProcess(**json.loads(record.read_text()))
+            repo = own / f"tiny-{backend}-copy" / "repo"
+            shutil.copytree(built / "repo", repo, symlinks=True)
+            env = stage_env(FASHION_MNIST_MIRROR=str(built / "mirror"))  # the generated files: shared, only read
+            copies[backend] = TinyPipeline(backend, repo, env, first, built / "mirror")
+        return copies[backend]
+
+    return pipeline
 
 
 def copy_pipeline(pipeline: TinyPipeline, dest: Path) -> TinyPipeline:

@@ -29,6 +29,7 @@ def test_workflow_parses_and_runs_the_ci_commands_in_the_same_order():
     commands = "\n".join(step.get("run", "") for step in steps)
     assert make_targets(commands) == ["test", "reproduce", "gate"]
     assert make_targets(CI_RUN.read_text()) == ["test", "reproduce", "gate"]
+    assert 'make test PYTEST_ARGS="--max-test-seconds ${MAX_TEST_SECONDS:-60}"' in CI_RUN.read_text()
     assert any(step.get("uses", "").startswith("actions/setup-python") and step["with"]["python-version"] == "3.11"
                for step in steps)
 
@@ -237,3 +238,49 @@ def test_the_venv_is_made_and_filled_by_the_pinned_uv_from_the_lock():
                and "--compile-bytecode" in line for line in recipe)  # imports stay fast without write access
     installing_uv = make_dry_run("-B", uv).replace("\\\n", "").splitlines()
     assert any(f"--target {REPO_ROOT}/.uv/{version}" in line and f"uv=={version}" in line for line in installing_uv)
+
+
+SLOW_AND_WAITING = '''
+import time
+import pytest
+from tests.conftest import shared_build_time
+
+def test_slow():
+    time.sleep(1.2)
+
+@pytest.mark.longer(2, why="allowed twice the limit")
+def test_slow_and_allowed():
+    time.sleep(1.2)
+
+@pytest.mark.longer(1.2, why="allowed more, but not enough")
+def test_slower_than_allowed():
+    time.sleep(1.2)
+
+def test_waits_for_a_shared_pipeline():
+    with shared_build_time(time.monotonic()):
+        time.sleep(1.2)
+
+def test_quick():
+    pass
+'''
+
+
+def test_a_test_over_max_test_seconds_fails_the_run_and_the_wait_for_a_shared_pipeline_does_not_count(tmp_path):
+    (tmp_path / "test_timed.py").write_text(SLOW_AND_WAITING)
+
+    def pytest(*options):
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
+                               str(tmp_path / "test_timed.py"), *options], cwd=REPO_ROOT, capture_output=True,
+                              text=True, env={**os.environ, "PYTEST_ADDOPTS": ""})
+
+    assert pytest().returncode == 0  # no limit, no check
+    for workers in ([], ["-n", "2"]):  # one process, and xdist's workers reporting to their controller
+        timed = pytest("--max-test-seconds", "0.8", *workers)
+        assert timed.returncode == 1, timed.stdout
+        over = timed.stdout.split("tests over --max-test-seconds=0.8", 1)[1]
+        assert "test_timed.py::test_slow  (allowed 0.8 s)" in over, over
+        assert "test_timed.py::test_slower_than_allowed  (allowed 0.96 s)" in over, over
+        assert "test_waits_for_a_shared_pipeline" not in over and "test_slow_and_allowed" not in over, over
+        assert "error: 2 test(s) took longer than allowed" in over
+        assert "5 passed" in timed.stdout
+    assert pytest("--max-test-seconds", "1.3").returncode == 0  # a larger limit moves the marked tests' bounds too

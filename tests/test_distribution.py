@@ -40,6 +40,7 @@ def test_data_parallel_is_refused_on_tensorflow_with_what_to_do():
     assert params.parse(TrainParams, {}).distribution == "none"
 
 
+@pytest.mark.longer(2, why="its set-up trains every variant again on two devices")
 def test_every_variant_trains_on_both_devices_making_the_one_device_updates_up_to_rounding(parallel):
     single, copy, result = parallel
     assert {f"train@{name}" for name in TINY_VARIANTS} <= ran_stages(result.stdout)

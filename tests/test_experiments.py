@@ -43,6 +43,7 @@ def experiments(repo, env) -> list[dict]:
     return [{**shown, "params": shown["params"].get("params.yaml", {})} for shown in experiments_shown(repo, env)]
 
 
+@pytest.mark.longer(1.5, why="one experiment: a variant and every stage after it")
 def test_exp_run_set_param_reruns_only_what_it_affects(repo):
     repo, env = repo
     unchanged = result_files(repo, ("tiny_softmax", "tiny_stopping"))
@@ -59,6 +60,7 @@ def test_exp_run_set_param_reruns_only_what_it_affects(repo):
                and e["metrics"]["reports/metrics/tiny_relu.json"]["epochs_run"] == 2 for e in shown)
 
 
+@pytest.mark.longer(2, why="one experiment and one refused")
 def test_exp_run_set_reaches_list_items_and_new_keys(repo):
     """Dropout rate (an item of a list), a learning rate not yet in params.yaml (Hydra's '+')."""
     repo, env = repo
@@ -73,6 +75,7 @@ def test_exp_run_set_reaches_list_items_and_new_keys(repo):
     assert "'variants.tiny_relu.epochs' = 0 is not allowed" in bad.stdout + bad.stderr
 
 
+@pytest.mark.longer(3, why="two experiments through DVC's queue at once")
 def test_a_two_job_queue_runs_both_experiments(repo):
     repo, env = repo
     queued = run(["dvc", "exp", "run", "--queue", "-S", "variants.tiny_stopping.hidden.0.dropout=0.1,0.5"], repo, env)

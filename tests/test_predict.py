@@ -159,6 +159,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.longer(1.5, why="two versions registered; four fetched by dvc artifacts get, one from a remote")
 def test_a_gto_version_fetches_exactly_its_model_with_dvc_artifacts_get(pipeline, tmp_path):
     copy = copy_pipeline(pipeline, tmp_path / "repo")
     repo, env = copy.repo, {**copy.env, **GIT_IDENTITY}
@@ -200,6 +201,7 @@ def test_a_gto_version_fetches_exactly_its_model_with_dvc_artifacts_get(pipeline
 
 # --- real data: photo-like pictures keep their class ---------------------------------------------------
 
+@pytest.mark.longer(1.5, why="a model trained on the real 60,000 images, four predict runs")
 @pytest.mark.real_data
 def test_photo_like_versions_of_real_test_images_keep_their_predicted_class(real_mirror, tmp_path):
     """Through the command line, as a user runs it: off-white and tinted backdrops, every change at once (the

@@ -91,6 +91,7 @@ def test_training_twice_gives_identical_per_seed_results(pipeline, tmp_path):
     assert result_files(repo, ("tiny_stopping",)) == before, f"results differ between two trainings on {backend}"
 
 
+@pytest.mark.longer(2, why="every stage the reproduction check compares, run again")
 @TENSORFLOW_ONLY
 def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeline, tmp_path):
     """What another CPU does, on one machine: TensorFlow without oneDNN and on one intra-op thread rounds

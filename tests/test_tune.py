@@ -111,6 +111,7 @@ def experiments(repo: Path, env: dict) -> dict[str, dict]:
             for shown in experiments_shown(repo, env)}
 
 
+@pytest.mark.longer(2, why="six trials saved as experiments, one interrupted")
 def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, tmp_path):
     copy = with_tiny_space(pipeline, tmp_path / "repo")
     repo, env = copy.repo, copy.env
@@ -177,6 +178,7 @@ def wait_for(condition, timeout: float, interval: float = 0.2):
     raise AssertionError(f"timed out after {timeout} s")
 
 
+@pytest.mark.longer(2, why="two trials, then the pipeline with the new variant")
 def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(pipeline, tmp_path):
     copy = with_tiny_space(pipeline, tmp_path / "repo", trials=2)
     repo, env = copy.repo, copy.env
@@ -286,6 +288,7 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.longer(2.5, why="ten trials on two workers, one killed, saved as experiments")
 def test_two_workers_on_postgresql_share_one_study_and_survive_a_killed_worker(pipeline, postgres_url, tmp_path):
     import optuna
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -78,7 +79,7 @@ def photo(garment: np.ndarray, rng: np.random.Generator, family: str) -> Image.I
     return picture
 
 
-def garments(scaled: np.ndarray) -> np.ndarray:
+def as_garments(scaled: np.ndarray) -> np.ndarray:
     """The uint8 Fashion-MNIST images back from prepare's scaled floats (pixel / 255: exact)."""
     return np.round(scaled * 255).astype(np.uint8)
 
@@ -98,13 +99,18 @@ def family(found: dict, name: str) -> dict:
     return next(entry for entry in found["families"] if entry["family"] == name)
 
 
-def measure(model, garments: np.ndarray, labels: np.ndarray, threshold: float, seed: int) -> dict:
-    """Every family's figures for `model` (a Keras model) on `garments` (uint8, Fashion-MNIST form) and `labels`."""
-    originals = model.predict(dataset.scale(garments), batch_size=1000, verbose=0).argmax(axis=1)
-    right = int((originals == labels).sum())
-    found = {"originals": {"accuracy": right / len(labels), "accuracy_interval": wilson(right, len(labels))},
-             "families": []}  # a list: in FAMILIES' order, which a JSON object's sorted keys would lose
-    for name, what in FAMILIES.items():
+class Pictures(NamedTuple):
+    """The photo-like pictures of every family, made once from `garments` and measured on any number of models."""
+    garments: np.ndarray  # uint8, Fashion-MNIST form: the test images the pictures were made from
+    labels: np.ndarray
+    families: dict[str, tuple[np.ndarray, list[int]]]  # family: (the accepted pictures as 28x28 uint8, their indices)
+
+
+def make_pictures(test: dataset.Split, count: int, seed: int) -> Pictures:
+    """Every family's pictures of the first `count` test images, each family drawn from its own seed, taken through
+    predict's own preprocessing; a picture it refuses is left out (and counted against the model in measure())."""
+    garments, labels, families = as_garments(test.x[:count]), test.y[:count], {}
+    for name in FAMILIES:
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])  # a family's draws: its own, in any order
         made, kept = [], []
         for index, garment in enumerate(garments):
@@ -112,10 +118,23 @@ def measure(model, garments: np.ndarray, labels: np.ndarray, threshold: float, s
                 made.append(images.to_fashion_mnist(photo(garment, rng, name)))
                 kept.append(index)
             except images.ImageError:
-                pass  # refused: counted against both accuracy and agreement
-        probabilities = (model.predict(dataset.scale(np.stack(made)), batch_size=1000, verbose=0) if made
+                pass
+        families[name] = (np.stack(made) if made else np.zeros((0, 28, 28), dtype=np.uint8), kept)
+    return Pictures(garments, labels, families)
+
+
+def measure(model, pictures: Pictures, threshold: float) -> dict:
+    """Every family's figures for `model` (a Keras model) on `pictures`, answers below `threshold` unsure."""
+    labels = pictures.labels
+    originals = model.predict(dataset.scale(pictures.garments), batch_size=1000, verbose=0).argmax(axis=1)
+    right = int((originals == labels).sum())
+    found = {"originals": {"accuracy": right / len(labels), "accuracy_interval": wilson(right, len(labels))},
+             "families": []}  # a list: in FAMILIES' order, which a JSON object's sorted keys would lose
+    for name, what in FAMILIES.items():
+        made, kept = pictures.families[name]
+        probabilities = (model.predict(dataset.scale(made), batch_size=1000, verbose=0) if len(made)
                          else np.zeros((0, 10), dtype=np.float32))
-        answers = np.full(len(labels), -1)
+        answers = np.full(len(labels), -1)  # a refused picture: counted against both accuracy and agreement
         answers[kept] = probabilities.argmax(axis=1)
         n = len(labels)
         correct, agree = int((answers == labels).sum()), int((answers == originals).sum())
@@ -149,11 +168,9 @@ def markdown(found: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def assess(model, validation: dataset.Split, test: dataset.Split, count: int, seed: int,
-           sure_accuracy: float) -> tuple[dict, dict]:
-    """(the model's calibration on the validation split, its figures on pictures made from the first `count` test
-    images): what the assess stage records and benchmarks/robustness.py prints."""
+def assess(model, validation: dataset.Split, pictures: Pictures, sure_accuracy: float) -> tuple[dict, dict]:
+    """(the model's calibration on the validation split, its figures on `pictures`): what the assess stage records
+    and benchmarks/robustness.py prints."""
     calibrated = calibration.calibrate(model.predict(validation.x, batch_size=1000, verbose=0), validation.y,
                                        sure_accuracy)
-    measured = measure(model, garments(test.x[:count]), test.y[:count], calibrated["threshold"], seed)
-    return calibrated, measured
+    return calibrated, measure(model, pictures, calibrated["threshold"])
