@@ -28,7 +28,7 @@ USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARG
 $(foreach name,$(USER_VALUES),$(eval override $(name) := $$(value $(name))))
 export $(USER_VALUES)
 
-.PHONY: help repro reproduce test test-latest mutation gate tune tune-promote sweep sweep-collect venv lock clean-venv
+.PHONY: help repro reproduce test test-latest mutation gate tune tune-promote sweep sweep-collect site venv lock clean-venv
 .DEFAULT_GOAL := help
 
 # `make help` (and a bare `make`): every target with its one line, the text after `## ` on the target's line.
@@ -63,6 +63,10 @@ reproduce: $(STAMP)  ## force every stage, then check the means against HEAD's s
 	mkdir -p $(dir $(RUN_LOG)) && rm -f $(RUN_LOG)
 	FMNIST_RUN_LOG="$(abspath $(RUN_LOG))" dvc repro --force
 	python -m stages.gate --reproduces HEAD --ran $(RUN_LOG)
+
+# The report site from the committed reports: static, offline (plotly.js shipped in it); Pages publishes it.
+site: $(STAMP)  ## build site/: the reports as an offline HTML site (open site/index.html)
+	python -m fmnist.tools.site
 
 # The Optuna study of params.yaml `tune` (each trial a DVC experiment); TUNE_ARGS e.g. "--storage URL --trials N".
 tune: $(STAMP)  ## the Optuna study of params.yaml tune; run again to resume (TUNE_ARGS)

@@ -222,11 +222,35 @@ def test_every_workflow_sets_up_with_the_makefile_and_keeps_uvs_cache():
             steps = job.get("steps", [])
             commands = "\n".join(step.get("run", "") for step in steps)
             assert "pip install" not in commands and "uv pip" not in commands, path.name
-            if not re.search(r"\bmake (venv|test|reproduce)(?![\w-])", commands):  # test-latest: no lock
+            if not re.search(r"\bmake (venv|test|reproduce|site)(?![\w-])", commands):  # test-latest: no lock
                 continue
             assert not any(step.get("with", {}).get("cache") == "pip" for step in steps), path.name
             cache = next(step for step in steps if step.get("uses", "").startswith("actions/cache"))
             assert cache["with"]["path"] == "~/.cache/uv" and "hashFiles('requirements.txt')" in cache["with"]["key"]
+
+
+def test_the_site_workflow_publishes_main_to_pages_and_gives_pull_requests_the_built_site():
+    document = yaml.safe_load((REPO_ROOT / ".github/workflows/site.yml").read_text())
+    triggers = document.get(True, document.get("on"))  # YAML 1.1 reads `on` as True
+    assert triggers["push"]["branches"] == ["main"] and "pull_request" in triggers
+    assert document["permissions"] == {"contents": "read"}  # the deploy job alone gets more
+    build, deploy = document["jobs"]["build"], document["jobs"]["deploy"]
+    assert "make site" in "\n".join(step.get("run", "") for step in build["steps"])
+    assert "python -m fmnist.tools.site" in make_dry_run("site")
+
+    def step(job, action):
+        return next(s for s in job["steps"] if s.get("uses", "").startswith(f"actions/{action}@"))
+
+    pages, artifact = step(build, "upload-pages-artifact"), step(build, "upload-artifact")
+    assert pages["with"]["path"] == artifact["with"]["path"] == "site"  # make site's default folder
+    assert pages["if"] == "github.event_name != 'pull_request'"
+    assert artifact["if"] == "github.event_name == 'pull_request'"
+    assert deploy["needs"] == "build" and deploy["if"] == "github.event_name != 'pull_request'"
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}  # what deploy-pages needs
+    assert deploy["environment"]["name"] == "github-pages" and step(deploy, "deploy-pages")["id"] == "deployment"
+    help_text = subprocess.run([sys.executable, "-m", "fmnist.tools.site", "--help"], cwd=REPO_ROOT,
+                               capture_output=True, text=True).stdout
+    assert "(default: site)" in help_text
 
 
 def test_the_venv_is_made_and_filled_by_the_pinned_uv_from_the_lock():
