@@ -1,6 +1,7 @@
 """Helpers for tests that run stages and DVC the way a user does: as processes, in a copy of the repo."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,10 @@ from tests.conftest import REPO_ROOT
 
 # What a fresh clone needs to run the pipeline (outputs, lock and reports are regenerated).
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", "stages", "fmnist")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def stage_env(**extra: str) -> dict[str, str]:

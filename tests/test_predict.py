@@ -2,7 +2,6 @@
 and the registry round trip: GTO tags -> `dvc artifacts get`."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -17,7 +16,7 @@ from fmnist.core import dataset, images, robustness
 from fmnist.plumbing import paths
 from fmnist.schema.training import TrainParams, Variant
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
-from tests.helpers import commit_all, edit_params, run, stage_env
+from tests.helpers import commit_all, edit_params, run, sha256, stage_env
 
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
                 "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
@@ -154,10 +153,6 @@ def test_export_samples_writes_one_test_image_of_each_class(pipeline, tmp_path):
 
 
 # --- the registry: GTO versions, `dvc artifacts get` ---------------------------------------------------
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 @pytest.mark.longer(1.5, why="two versions registered; four fetched by dvc artifacts get, one from a remote")
 def test_a_gto_version_fetches_exactly_its_model_with_dvc_artifacts_get(pipeline, tmp_path):

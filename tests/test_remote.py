@@ -3,7 +3,6 @@
 clone with only that remote fetches the committed model and predicts (python -m fmnist.tools.pull)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import subprocess
@@ -13,11 +12,7 @@ import time
 import pytest
 
 from tests.conftest import copy_pipeline
-from tests.helpers import run
-
-
-def sha256(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from tests.helpers import run, sha256
 
 
 def listing(folder) -> dict[str, tuple[int, int]]:

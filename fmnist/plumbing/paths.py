@@ -22,6 +22,7 @@ TUNING_TRIALS = TUNING_DIR / "trials.csv"  # every trial: state, value, params, 
 TUNING_HISTORY = TUNING_DIR / "history.png"  # optuna.visualization.matplotlib.plot_optimization_history
 TUNING_IMPORTANCES = TUNING_DIR / "importances.png"  # plot_param_importances (fANOVA)
 TUNED = "tuned"  # the variant `make tune-promote` adds to params.yaml
+SWEEPS_DIR = Path("reports/sweeps")  # <sweep>.md and <sweep>.json, written by `make sweep-collect`
 
 # Inside reports/figures/
 SAMPLES_FIGURE = "samples.png"  # the first training images with their class names

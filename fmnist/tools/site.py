@@ -26,7 +26,6 @@ from fmnist.plumbing.errors import StageError
 from fmnist.plumbing.runner import run
 
 REPORTS = Path("reports")
-SWEEPS_DIR = REPORTS / "sweeps"
 PLOTLY_JS = "plotly.min.js"
 # Each Markdown report and the page it becomes; links between reports follow.
 MARKDOWN_PAGES = {paths.SUMMARY_REPORT.name: "index.html", paths.MODEL_CARD.name: "model_card.html"}
@@ -141,24 +140,27 @@ def study_from_trials(rows: list[dict[str, str]]):
     tune = params.load(TuneParams)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")
-    names = [key for key in rows[0] if key in ("units", "dropout", "optimizer", "learning_rate", "batch_size",
-                                                 "epochs")]
     for row in rows:
         if row["state"] != "COMPLETE":
             continue
-        values = {}
-        for key in names:
-            text = row[key]
-            values[key] = text if key == "optimizer" else (int(float(text)) if key in ("units", "epochs", "batch_size")
-                                                          else float(text))
-        fixed = optuna.trial.FixedTrial(values)
+        fixed = optuna.trial.FixedTrial({key: csv_value(text) for key, text in row.items()})
         try:
-            suggest(fixed, tune)
+            suggest(fixed, tune)  # asks for exactly the space's hyper-parameters: their distributions
         except ValueError:
             return None
-        study.add_trial(optuna.trial.create_trial(params=values, distributions=fixed.distributions,
+        study.add_trial(optuna.trial.create_trial(params=fixed.params, distributions=fixed.distributions,
                                                   value=float(row["value"])))
     return study
+
+
+def csv_value(text: str):
+    """A CSV cell as the number it holds (int before float), else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def history_figure(rows: list[dict[str, str]]):
@@ -267,7 +269,7 @@ def build(out: Path) -> list[str]:
         rows = read_csv(paths.TUNING_TRIALS)
         if rows:
             pages["tuning.html"] = ("Tuning study", tuning_body(rows), True)
-    sweeps = sorted(SWEEPS_DIR.glob("*.md"))
+    sweeps = sorted(paths.SWEEPS_DIR.glob("*.md"))
     if sweeps:
         body = "".join(f'<section id="{s.stem}">{markdown_html(s.read_text(encoding="utf-8"))}</section>'
                        for s in sweeps)

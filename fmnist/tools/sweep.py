@@ -33,7 +33,6 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
@@ -43,14 +42,13 @@ from fmnist.core.formatting import mean_std
 from fmnist.core.results import val_accuracy_spread
 from fmnist.plumbing import atomic, params
 from fmnist.plumbing.errors import StageError
-from fmnist.plumbing.paths import details_file, metrics_file
+from fmnist.plumbing.paths import SWEEPS_DIR, details_file, metrics_file
 from fmnist.plumbing.processes import command
 from fmnist.plumbing.runner import run
 from fmnist.schema.gates import GatesParams
 from fmnist.schema.sections import SECTIONS
 from fmnist.schema.training import VariantsParams
 
-SWEEPS_DIR = Path("reports/sweeps")  # <sweep>.md and <sweep>.json, written by collect
 SWEEP_NAME = r"^[a-z][a-z0-9_-]{0,47}$"  # an experiment name prefix: also a valid git ref component
 
 
