@@ -28,7 +28,7 @@ USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARG
 $(foreach name,$(USER_VALUES),$(eval override $(name) := $$(value $(name))))
 export $(USER_VALUES)
 
-.PHONY: help repro reproduce test test-latest mutation gate tune tune-promote sweep sweep-collect site venv lock clean-venv
+.PHONY: help repro reproduce test test-latest mutation gate tune dashboard tune-promote sweep sweep-collect site venv lock clean-venv
 .DEFAULT_GOAL := help
 
 # `make help` (and a bare `make`): every target with its one line, the text after `## ` on the target's line.
@@ -72,6 +72,10 @@ site: $(STAMP)  ## build site/: the reports as an offline HTML site (open site/i
 tune: $(STAMP)  ## the Optuna study of params.yaml tune; run again to resume (TUNE_ARGS)
 	python -m fmnist.schema
 	set -f; python -m fmnist.tools.tune $$TUNE_ARGS
+
+# The study (tuning/study.db, fetched with DVC where missing) in optuna-dashboard: DASHBOARD_PORT, default 8080.
+dashboard: $(STAMP)  ## the tuning study in optuna-dashboard at http://127.0.0.1:8080
+	python -m fmnist.tools.tune dashboard --port $${DASHBOARD_PORT:-8080}
 
 # The study's best trial becomes the variant `tuned` in params.yaml; `make repro` then trains and reports it.
 tune-promote: $(STAMP)  ## the study's best trial becomes the variant tuned

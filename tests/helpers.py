@@ -14,7 +14,9 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 # What a fresh clone needs to run the pipeline (outputs, lock and reports are regenerated).
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", "stages", "fmnist")
+# reports/tuning/README.md: the report stage depends on that folder (its tuning section), which must exist.
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", "stages", "fmnist",
+                 "reports/tuning/README.md")
 
 
 def sha256(path: Path) -> str:

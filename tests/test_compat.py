@@ -97,6 +97,24 @@ def test_dvc_lists_missing_outputs_and_saves_experiments_under_refs_exps(dvc_rep
                                               "a tuning trial's log would be missing from its experiment")
 
 
+def test_dvc_tracks_a_file_in_its_cache_by_a_dvc_file(dvc_repo, monkeypatch, capsys):
+    import hashlib
+
+    monkeypatch.chdir(dvc_repo)
+    (dvc_repo / "tuning").mkdir()
+    (dvc_repo / "tuning/study.db").write_bytes(b"a study\n")
+    experiments.track(experiments.open_repo(str(dvc_repo)), "tuning/study.db")
+    digest = hashlib.md5(b"a study\n").hexdigest()
+    tracked = (dvc_repo / "tuning/study.db.dvc").read_text()
+    assert f"md5: {digest}" in tracked and "path: study.db" in tracked, broke(
+        "dvc", "3.67, Repo.add writes PATH.dvc", "make tune would not leave its study to commit and push")
+    assert (dvc_repo / ".dvc/cache/files/md5" / digest[:2] / digest[2:]).read_bytes() == b"a study\n", broke(
+        "dvc", "3.67, Repo.add fills the cache", "dvc push would have no study to send")
+    printed = capsys.readouterr()
+    assert "To track the changes with git" not in printed.out + printed.err, broke(
+        "dvc", "3.67, Repo.scm_context.quiet", "make tune would print DVC's git hint beside its own")
+
+
 def test_dvc_queue_status_names_a_queued_experiment(dvc_repo):
     status = run([sys.executable, "-m", "dvc", "queue", "status"], dvc_repo).stdout
     assert not experiments.queue_has_queued(status)

@@ -146,7 +146,7 @@ def results_repo(tmp_path_factory):
 def copy_with_results(source, tmp_path):
     repo = copy_project(tmp_path / "repo")
     for folder in ("data", "reports", "models"):
-        shutil.copytree(source / folder, repo / folder)
+        shutil.copytree(source / folder, repo / folder, dirs_exist_ok=True)
     shutil.copy2(source / "params.yaml", repo / "params.yaml")
     return repo
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import json
 import math
 import os
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -134,10 +137,11 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
     complete = [row for row in table if row["state"] == "COMPLETE"]
     assert best["value"] == pytest.approx(max(float(row["value"]) for row in complete))
     assert (repo / paths.TUNING_HISTORY).is_file()
-    # The study file stays out of git, and the workspace is as it was but for the reports.
+    # The study file stays out of git (DVC tracks it), and the workspace is as it was but for the reports.
     status = run(["git", "status", "--porcelain", "--untracked-files=all"], repo, env).stdout.split("\n")
     assert sorted(line[3:] for line in status if line) == sorted(
-        str(p.relative_to(repo)) for p in (repo / paths.TUNING_DIR).iterdir())
+        [str(p.relative_to(repo)) for p in (repo / paths.TUNING_DIR).iterdir() if p.name != "README.md"]
+        + ["tuning/study.db.dvc"])
 
     # Interrupted mid-trial (Ctrl-C): that trial is marked failed; running again resumes.
     worker = subprocess.Popen([sys.executable, "-m", "fmnist.tools.tune", "--trials", "5"], cwd=repo, env=env,
@@ -228,6 +232,135 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
     gates = yaml.safe_load(after)["gates"]
     trial_minimum = math.floor((best["value"] - max(0.01, 3 * (best["val_accuracy_std"] or 0) / math.sqrt(2))) * 1000) / 1000
     assert gates["minimum"]["tuned.val_accuracy_mean"] == trial_minimum
+
+
+def test_new_tuning_reports_make_the_report_stage_stale(pipeline, tmp_path):
+    """The report's tuning section reads reports/tuning: dvc.yaml declares it, so DVC sees a new study's reports."""
+    copy = copy_pipeline(pipeline, tmp_path / "repo")
+    up_to_date = run(["dvc", "status", "report"], copy.repo, copy.env).stdout.strip()
+    assert up_to_date == "Data and pipelines are up to date."
+    shutil.copy2(REPO_ROOT / paths.TUNING_BEST, copy.repo / paths.TUNING_BEST)
+    status = run(["dvc", "status", "report"], copy.repo, copy.env).stdout
+    assert "changed deps:" in status and "reports/tuning" in status, status
+
+
+# --- the study as an artifact: tracked by DVC, pushed, resumed in a fresh clone, opened by optuna-dashboard --------
+
+@pytest.fixture(scope="module")
+def published(pipeline, tmp_path_factory):
+    """(the maintainers' repo with a two-trial study that the run tracked with DVC, committed and pushed to the
+    default remote, a folder; that folder; the run's output)."""
+    root = tmp_path_factory.mktemp("study-artifact")
+    copy = with_tiny_space(pipeline, root / "repo", trials=2)
+    remote = root / "remote"
+    run(["dvc", "remote", "add", "--default", "shelf", str(remote)], copy.repo, copy.env)
+    ran = tune(copy.repo, copy.env, "--no-experiments")
+    run(["dvc", "push"], copy.repo, copy.env)
+    commit_all(copy.repo, "the study and its reports")
+    return copy, remote, ran
+
+
+def fresh_clone(maintainers, dest: Path, data: bool = True) -> Path:
+    run(["git", "clone", "-q", str(maintainers.repo), str(dest)], dest.parent, maintainers.env)
+    if data:
+        run(["dvc", "pull", "data/prepared"], dest, maintainers.env)  # what trials train on
+    return dest
+
+
+@pytest.mark.longer(2, why="a two-trial study run and pushed, then resumed in a fresh clone")
+def test_the_study_is_tracked_by_dvc_and_a_fresh_clone_resumes_it_from_the_remote(published, tmp_path):
+    maintainers, remote, ran = published
+    study = maintainers.repo / "tuning/study.db"
+    assert ran.stdout.splitlines()[-1] == ("tuning/study.db: the study in the DVC cache; commit tuning/study.db.dvc "
+                                           "with reports/tuning and `dvc push` to share it")
+    tracked = yaml.safe_load((maintainers.repo / "tuning/study.db.dvc").read_text())["outs"][0]
+    assert tracked["path"] == "study.db" and tracked["md5"] == hashlib.md5(study.read_bytes()).hexdigest()
+    in_git = run(["git", "ls-files", "tuning"], maintainers.repo, maintainers.env).stdout.split()
+    assert "tuning/study.db.dvc" in in_git and "tuning/study.db" not in in_git
+    assert (remote / "files/md5" / tracked["md5"][:2] / tracked["md5"][2:]).is_file()  # pushed
+
+    repo = fresh_clone(maintainers, tmp_path / "clone")
+    assert not (repo / "tuning/study.db").exists()
+    resumed = tune(repo, maintainers.env, "--trials", "3", "--no-experiments")
+    lines = resumed.stdout.splitlines()
+    assert lines[0] == "tuning/study.db: the study, from DVC remote 'shelf' (tuning/study.db.dvc)"
+    assert lines[1].startswith("study 'fashion-mnist' in sqlite:///tuning/study.db: 2 of 3 trials finished")
+    before, after = trials_table(maintainers.repo), trials_table(repo)
+    assert len(after) == 3 and after[:2] == before  # the same two trials, row for row, then one more
+    status = run(["git", "status", "--porcelain"], repo, maintainers.env).stdout.splitlines()
+    assert " M tuning/study.db.dvc" in status  # the resumed study's new version, to commit and push
+
+
+def test_a_run_that_would_replace_the_reports_with_another_study_stops_unless_asked(published, tmp_path):
+    import optuna
+
+    maintainers, _, _ = published
+    repo = fresh_clone(maintainers, tmp_path / "clone")
+    run(["dvc", "remote", "remove", "shelf"], repo, maintainers.env)  # a clone that cannot fetch the study
+    reports = {p.name: p.read_bytes() for p in (repo / paths.TUNING_DIR).iterdir()}
+    refused = tune(repo, maintainers.env, "--no-experiments", check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == (
+        "error: reports/tuning/trials.csv reports 2 trials of another study than this run would continue: "
+        "sqlite:///tuning/study.db has no study 'fashion-mnist'. To resume the reported study, bring the study with "
+        "`python -m fmnist.tools.pull tuning/study.db` (a default DVC remote must have it); to start a new study "
+        "whose reports replace these, pass --new-study\n")
+    assert not (repo / "tuning/study.db").exists()  # nothing made that a later pull would have to overwrite
+    # A study of the same name elsewhere, with other trials: refused, naming the first reported trial it lacks.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    impostor = optuna.create_study(study_name="fashion-mnist", storage=other, direction="maximize")
+    impostor.add_trial(optuna.trial.create_trial(params={"units": 8}, value=0.5, distributions={
+        "units": optuna.distributions.IntDistribution(4, 32, log=True)}))
+    refused = tune(repo, maintainers.env, "--no-experiments", "--storage", other, check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        f"error: reports/tuning/trials.csv reports 2 trials of another study than this run would continue: the study "
+        f"'fashion-mnist' in {other} (1 trials) is another one: it lacks trial 0 as reported. To resume the reported "
+        "study, run with the storage that holds it (--storage URL); to start a new study")
+    assert {p.name: p.read_bytes() for p in (repo / paths.TUNING_DIR).iterdir()} == reports
+    # Asked for: a new study replaces the reports.
+    new = tune(repo, maintainers.env, "--no-experiments", "--new-study", "--trials", "1")
+    assert new.stdout.startswith("study 'fashion-mnist' in sqlite:///tuning/study.db: 0 of 1 trials finished")
+    assert [row["number"] for row in trials_table(repo)] == ["0"]
+    # And --new-study where the storage holds the reported study after all: refused, that would resume it.
+    again = tune(repo, maintainers.env, "--no-experiments", "--new-study", check=False)
+    assert again.returncode == 1 and again.stderr == (
+        "error: --new-study: sqlite:///tuning/study.db holds study 'fashion-mnist', the one "
+        "reports/tuning/trials.csv reports; name another study in params.yaml tune.study, or pass --storage URL for "
+        "another database\n")
+
+
+def get_json(url: str):
+    """The JSON a URL answers, or None while nothing listens there."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def test_optuna_dashboard_serves_the_study_a_fresh_clone_fetches(published, tmp_path):
+    maintainers, _, _ = published
+    repo = fresh_clone(maintainers, tmp_path / "clone", data=False)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "fmnist.tools.tune", "dashboard", "--port", str(port)],
+                              cwd=repo, env=maintainers.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        listed = wait_for(lambda: get_json(f"http://127.0.0.1:{port}/api/studies"), timeout=60)["study_summaries"]
+        assert [study["study_name"] for study in listed] == ["fashion-mnist"]
+        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{listed[0]['study_id']}")
+        table = trials_table(maintainers.repo)
+        assert [(t["number"], t["state"].upper()) for t in detail["trials"]] == [
+            (int(row["number"]), row["state"]) for row in table]
+        for shown, row in zip(detail["trials"], table):
+            assert shown["params"] and all(row[p["name"]] == p["param_external_value"]
+                                           or float(row[p["name"]]) == float(p["param_external_value"])
+                                           for p in shown["params"])
+            assert shown.get("values") == ([float(row["value"])] if row["state"] == "COMPLETE" else None)
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+    assert out.startswith(f"tuning/study.db: the study, from DVC remote 'shelf' (tuning/study.db.dvc)\n"
+                          f"optuna-dashboard: sqlite:///tuning/study.db at http://127.0.0.1:{port}/"), out
 
 
 # --- many workers: a real PostgreSQL server on 127.0.0.1 ------------------------------------------------

@@ -39,6 +39,13 @@ def missing_outputs(repo) -> list[str]:
     return [str(out) for out in repo.index.outs if not out.exists]
 
 
+def track(repo, path: str) -> None:
+    """`dvc add PATH` from Python (Repo.add): the file's current content goes to the cache and PATH.dvc. Without
+    DVC's "To track the changes with git, run ..." (Repo.scm_context.quiet): the caller says what to commit."""
+    repo.scm_context.quiet = True
+    repo.add(path)
+
+
 def save_experiment(repo, name: str, include_untracked: list[str], message: str) -> None:
     """`dvc exp save --force --name NAME --include-untracked PATH... --message M`, from Python:
     Repo.experiments.save (the command line has the same options; the Python call spares a process)."""

@@ -161,7 +161,8 @@ def tuning_markdown(table: pd.DataFrame, variants: dict[str, Variant], tolerance
         params = describe_params(best["params"])
         lines += [
             f"`make tune` searched around `{best['base']}` (study `{best['study']}`: {counts}; every trial in "
-            f"[trials.csv]({base / paths.TUNING_TRIALS.name}), each a DVC experiment). Best: trial {best['trial']}, "
+            f"[trials.csv]({base / paths.TUNING_TRIALS.name}); the study itself is tuning/study.db, tracked by DVC: "
+            f"`make dashboard` opens it). Best: trial {best['trial']}, "
             f"mean validation accuracy {mean_std(best['value'], best['val_accuracy_std'])} over its seeds, with {params}.",
             "",
         ]

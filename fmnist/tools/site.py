@@ -213,6 +213,9 @@ def tuning_body(rows: list[dict[str, str]]) -> str:
                      f"validation accuracy {best.get('value'):.4f}; params "
                      f"<code>{html.escape(json.dumps(best.get('params')))}</code>. "
                      f"{len(rows)} trials in reports/tuning/trials.csv (below).</p>")
+    parts.append("<p>The study itself, every trial's per-epoch values included, is <code>tuning/study.db</code>, "
+                 "tracked by DVC: <code>make dashboard</code> fetches it and opens it in optuna-dashboard; "
+                 "<code>make tune</code> resumes it.</p>")
     parts.append(chart(history_figure(rows), "history"))
     study = study_from_trials(rows)
     complete = [row for row in rows if row["state"] == "COMPLETE"]

@@ -2,6 +2,7 @@
 
     python -m fmnist.tools.tune [--storage URL] [--trials N]   # run the study of params.yaml `tune` (or join it)
     python -m fmnist.tools.tune promote                        # its best trial -> params.yaml variant `tuned`
+    python -m fmnist.tools.tune dashboard [--port P]           # the study in optuna-dashboard, on 127.0.0.1
 
 - A trial is the base variant with the hyper-parameters of `tune.space` drawn by TPE, trained as `tune.seeds`
   seeds at once (fmnist.core.replicates' stacked model) with EarlyStopping on validation loss. Its value is their
@@ -15,18 +16,26 @@
   number of machines join it. Workers send heartbeats: a worker that dies mid-trial has that trial marked
   failed by the others, and the study goes on until `tune.trials` trials have finished. Running the command
   again resumes an interrupted study.
+- The SQLite file is a DVC-tracked artifact (tuning/study.db.dvc): after a run it is added to the DVC cache,
+  to be committed and pushed with the reports; a clone that lacks it gets it from the cache or the default
+  remote before the study opens, and resumes it.
+- The reports are the study's: a run whose study does not hold every trial of reports/tuning/trials.csv (a
+  clone without the study file, another storage) stops before training, unless --new-study says that a
+  new study is to replace those reports.
 - Outputs in reports/tuning/: best.json, trials.csv, history.png, importances.png (Optuna's own matplotlib
   figures).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import math
 import os
 import shutil
 import socket
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -108,8 +117,8 @@ def open_storage(url: str, heartbeat: int):
     import optuna
     import sqlalchemy.exc
 
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if sqlite_file(url) is not None:
+        sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
     try:
         # On a fresh database, workers started together race to create Optuna's tables: the loser's CREATE TABLE
         # fails with a duplicate key. The tables are there a moment later; open again.
@@ -140,6 +149,116 @@ def _engine_kwargs(url: str) -> dict:
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- the study as an artifact: its SQLite file tracked by DVC, and the reports it may replace ------------------
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite storage URL (sqlite:///relative or sqlite:////absolute), else None."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def study_file(url: str) -> Path | None:
+    """The SQLite file of a storage URL when it lies in this repository (a relative path), else None."""
+    path = sqlite_file(url)
+    return None if path is None or path.is_absolute() or ".." in path.parts else path
+
+
+def bring_study(path: Path) -> None:
+    """A DVC-tracked study file that is not here (a fresh clone): from the local DVC cache, else the default
+    remote, so that the run resumes the study the reports come from. Left missing where neither has it: the
+    check against the reports then says what to do."""
+    if path.exists() or not Path(f"{path}.dvc").is_file():
+        return
+    from fmnist.tools import pull
+
+    if pull.dvc("checkout", "--quiet", str(path)).returncode == 0 and path.exists():
+        print(f"{path}: the study, from the DVC cache ({path}.dvc)", flush=True)
+        return
+    remote = pull.dvc("remote", "default")
+    if remote.returncode == 0 and remote.stdout.strip():
+        name = remote.stdout.strip()
+        if pull.dvc("pull", "--quiet", str(path)).returncode == 0 and path.exists():
+            print(f"{path}: the study, from DVC remote '{name}' ({path}.dvc)", flush=True)
+
+
+def reported_trials() -> list[dict[str, str]]:
+    """The rows of reports/tuning/trials.csv, or [] where there is none."""
+    try:
+        with open(TUNING_TRIALS, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
+
+
+def _cell_holds(cell: str, value) -> bool:
+    """Whether a trials.csv cell is the value a trial holds (numbers written by pandas read back exactly)."""
+    if cell == "" or value is None:
+        return cell == "" and value is None
+    try:
+        return math.isclose(float(cell), float(value), rel_tol=1e-12, abs_tol=0.0)
+    except (TypeError, ValueError):
+        return cell == str(value)
+
+
+def unmatched_rows(rows: list[dict[str, str]], trials: list) -> list[str]:
+    """The trial numbers of report rows the study does not hold as reported: the same number with the same
+    params and, where the row's trial had finished, the same state and value. A resumed study only adds
+    trials (and turns running ones into finished), so it matches the reports it wrote before."""
+    by_number = {trial.number: trial for trial in trials}
+    unmatched = []
+    for row in rows:
+        trial = by_number.get(int(row["number"]))
+        same = trial is not None and all(name in row and _cell_holds(row[name], value)
+                                         for name, value in trial.params.items())
+        if same and row["state"] in ("COMPLETE", "PRUNED", "FAIL"):
+            same = row["state"] == trial.state.name and _cell_holds(row.get("value", ""), trial.value)
+        if not same:
+            unmatched.append(row["number"])
+    return unmatched
+
+
+def check_reports_are_this_study(study_name: str, trials: list, url: str, new_study: bool) -> None:
+    """Stop before training where this run would replace reports/tuning with those of another study, unless
+    --new-study asks for exactly that (and then, refuse where the storage holds the reported study after all)."""
+    rows = reported_trials()
+    if not rows:
+        return
+    unmatched = unmatched_rows(rows, trials)
+    where = _redacted(url)
+    if not unmatched and new_study:
+        raise StageError(f"--new-study: {where} holds study '{study_name}', the one {TUNING_TRIALS} reports; name "
+                         "another study in params.yaml tune.study, or pass --storage URL for another database")
+    if not unmatched or new_study:
+        return
+    file = study_file(url)
+    if not trials:
+        holds = f"{where} has no study '{study_name}'"
+    else:
+        holds = (f"the study '{study_name}' in {where} ({len(trials)} trials) is another one: it lacks trial "
+                 f"{unmatched[0]} as reported")
+    if file is not None and Path(f"{file}.dvc").is_file() and not file.exists():
+        resume = f"bring the study with `python -m fmnist.tools.pull {file}` (a default DVC remote must have it)"
+    else:
+        resume = "run with the storage that holds it (--storage URL)"
+    raise StageError(f"{TUNING_TRIALS} reports {len(rows)} trials of another study than this run would continue: "
+                     f"{holds}. To resume the reported study, {resume}; to start a new study whose reports replace "
+                     "these, pass --new-study")
+
+
+def track_study(url: str) -> None:
+    """After a run: the SQLite study, where it lies in this DVC repository, into the DVC cache (`dvc add`), so
+    that its .dvc file is committed and the file pushed with the reports. Elsewhere (PostgreSQL, a file outside
+    the repository, no DVC here) there is nothing to track."""
+    file = study_file(url)
+    if file is None or not file.exists() or not Path(".dvc").is_dir():
+        return
+    try:
+        compat.track(compat.open_repo(), str(file))
+    except Exception as error:  # DvcException, SCMError: report it, the study and its reports stand
+        raise StageError(f"{file}: the study is written, but `dvc add {file}` failed: {error}") from None
+    print(f"{file}: the study in the DVC cache; commit {file}.dvc with {TUNING_DIR} and `dvc push` to share it",
+          flush=True)
 
 
 class SaveAsExperiment:
@@ -180,7 +299,7 @@ class SaveAsExperiment:
 
 
 def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant], url: str, trials: int,
-             heartbeat: int, save_experiments: bool, worker_index: int = 0) -> object:
+             heartbeat: int, save_experiments: bool, worker_index: int = 0, new_study: bool = False) -> object:
     """Run trials in this process until the study holds `trials` finished ones; returns the study."""
     base = check(tune, variants)
     import numpy as np
@@ -189,7 +308,14 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats are marked experimental; they are what lets a worker that died mid-trial be noticed.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if study_file(url) is not None:
+        bring_study(study_file(url))
+    if sqlite_file(url) is not None and not sqlite_file(url).exists():  # before opening it creates the file
+        check_reports_are_this_study(tune.study, [], url, new_study)
     storage = open_storage(url, heartbeat)  # first: a wrong URL fails in a second, not after loading everything
+    known = tune.study in optuna.get_all_study_names(storage)
+    previous = optuna.load_study(study_name=tune.study, storage=storage).get_trials(deepcopy=False) if known else []
+    check_reports_are_this_study(tune.study, previous, url, new_study)
     train, val = dataset.load_prepared("train"), dataset.load_prepared("val")  # never test
     backend.use(shared.backend)
     from fmnist.core import replicates
@@ -199,8 +325,7 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
               if tune.pruner.name == "median" else optuna.pruners.NopPruner())
     # The sampler's seed: tune.sampler_seed for the first worker of a new study (a rerun draws the same trials);
     # a resumed study or another worker (--worker N) must not draw the same trials again.
-    known = tune.study in optuna.get_all_study_names(storage)
-    already = len(optuna.load_study(study_name=tune.study, storage=storage).trials) if known else 0
+    already = len(previous)
     sampler_seed = int(np.random.SeedSequence([tune.sampler_seed, already, worker_index]).generate_state(1)[0]) \
         if already or worker_index else tune.sampler_seed
     study = optuna.create_study(storage=storage, study_name=tune.study, direction="maximize", load_if_exists=True,
@@ -282,12 +407,14 @@ def _figures(study, complete: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as views
+    from optuna.importance import FanovaImportanceEvaluator
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "... is experimental": Optuna's notice on its matplotlib views
         figures = [(views.plot_optimization_history, TUNING_HISTORY)]
-        if complete >= 2:
-            figures.append((views.plot_param_importances, TUNING_IMPORTANCES))
+        if complete >= 2:  # fANOVA's forest with a fixed seed: the same study draws the same figure
+            figures.append((lambda s: views.plot_param_importances(s, evaluator=FanovaImportanceEvaluator(seed=0)),
+                            TUNING_IMPORTANCES))
         for draw, path in figures:
             axes = draw(study)
             figure = axes.figure
@@ -338,6 +465,19 @@ def promote(variants: dict[str, Variant], tune: TuneParams) -> tuple[Variant, fl
     return Variant.model_validate(entry), minimum
 
 
+def dashboard(url: str, port: int) -> None:
+    """Serve the study with optuna-dashboard (its own web server, in this process's place) on 127.0.0.1:port;
+    a DVC-tracked study file that is not here is fetched first."""
+    if study_file(url) is not None:
+        bring_study(study_file(url))
+    if sqlite_file(url) is not None and not sqlite_file(url).exists():
+        raise StageError(f"no study at {sqlite_file(url)}: `python -m fmnist.tools.pull {sqlite_file(url)}` fetches "
+                         "the project's (from its DVC remote), `make tune` starts one")
+    program = Path(sys.executable).with_name("optuna-dashboard")  # installed beside this interpreter (the lock)
+    print(f"optuna-dashboard: {_redacted(url)} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
+    os.execv(program, [str(program), "--host", "127.0.0.1", "--port", str(port), url])
+
+
 def _last_holder(node):
     """(the collection holding the last scalar under node, its key or index): where ruamel keeps the comment
     and blank lines that follow a block."""
@@ -351,12 +491,15 @@ def _last_holder(node):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fmnist.tools.tune", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", choices=("run", "promote"), default="run")
+    parser.add_argument("command", nargs="?", choices=("run", "promote", "dashboard"), default="run")
     parser.add_argument("--storage", metavar="URL", help=f"Optuna storage (default: ${STORAGE_ENV}, else tune.storage)")
     parser.add_argument("--trials", type=int, metavar="N", help="finished trials to reach (default: tune.trials)")
     parser.add_argument("--heartbeat", type=int, default=10, metavar="S",
                         help="seconds between a worker's heartbeats; a trial silent for twice that is marked failed")
     parser.add_argument("--no-experiments", action="store_true", help="do not save trials as DVC experiments")
+    parser.add_argument("--new-study", action="store_true",
+                        help=f"let a study other than the one {TUNING_TRIALS} reports (a new one) replace them")
+    parser.add_argument("--port", type=int, default=8080, metavar="P", help="dashboard: the port on 127.0.0.1")
     parser.add_argument("--worker", type=int, default=0, metavar="N",
                         help="this worker's number (0, 1, ...): workers of one study must draw different trials")
     args = parser.parse_args(argv)
@@ -380,16 +523,21 @@ def main(argv: list[str] | None = None) -> None:
               f"{minimum}; run `dvc repro` to train it "
               "with every seed")
         return
+    url = storage_url(args.storage, tune)
+    if args.command == "dashboard":
+        dashboard(url, args.port)
+        return
     quiet.filter_stderr()  # TensorFlow's start-up notices
-    study = optimize(tune, params.load(TrainParams), variants, storage_url(args.storage, tune),
-                     args.trials or tune.trials, args.heartbeat, not args.no_experiments, args.worker)
+    study = optimize(tune, params.load(TrainParams), variants, url, args.trials or tune.trials, args.heartbeat,
+                     not args.no_experiments, args.worker, args.new_study)
     record = write_reports(study, tune.base)
     if record is None:
         print(f"{TUNING_DIR}: no trial has completed yet")
-        return
-    print(f"{TUNING_DIR}: best trial {record['trial']}: validation accuracy {record['value']:.4f} "
-          f"± {record['val_accuracy_std'] or 0:.4f} with {record['params']}; "
-          f"{', '.join(f'{n} {s}' for s, n in record['trials'].items() if n)}")
+    else:
+        print(f"{TUNING_DIR}: best trial {record['trial']}: validation accuracy {record['value']:.4f} "
+              f"± {record['val_accuracy_std'] or 0:.4f} with {record['params']}; "
+              f"{', '.join(f'{n} {s}' for s, n in record['trials'].items() if n)}")
+    track_study(url)
 
 
 if __name__ == "__main__":
