@@ -52,4 +52,5 @@ def test_baseline_without_prepared_data_says_what_to_run(tmp_path):
     result = run_stage("baseline", repo)
     assert result.returncode == 1
     assert "error: data/prepared/train.npz: not found; run `dvc repro prepare` first" in result.stderr
-    assert not (repo / "reports").exists()
+    written = [str(p.relative_to(repo)) for p in (repo / "reports").rglob("*") if p.is_file()]
+    assert written == ["reports/tuning/README.md"]  # the project's own, nothing from the stage

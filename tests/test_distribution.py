@@ -25,12 +25,12 @@ def read_json(path):
 
 @pytest.fixture(scope="module")
 def parallel(tiny_pipelines, tmp_path_factory):
-    """(the one-device JAX pipeline, a copy of it retrained with data_parallel on two devices, that `dvc repro`)."""
+    """(the one-device JAX pipeline, a copy of it retrained with data_parallel on two devices, that `dvc repro train`)."""
     single = tiny_pipelines("jax")
     copy = copy_pipeline(single, tmp_path_factory.mktemp("parallel") / "repo")
     edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel"))
     copy = copy._replace(env={**copy.env, "XLA_FLAGS": TWO_DEVICES})
-    return single, copy, run(["dvc", "repro"], copy.repo, copy.env)
+    return single, copy, run(["dvc", "repro", "train"], copy.repo, copy.env)  # every train@: what the tests read
 
 
 def test_data_parallel_is_refused_on_tensorflow_with_what_to_do():
