@@ -25,7 +25,8 @@ def read_json(path):
 
 @pytest.fixture(scope="module")
 def parallel(tiny_pipelines, tmp_path_factory):
-    """(the one-device JAX pipeline, a copy of it retrained with data_parallel on two devices, that `dvc repro train`)."""
+    """(the one-device JAX pipeline, a copy of it retrained with data_parallel on two devices, that copy's
+    `dvc repro train`)."""
     single = tiny_pipelines("jax")
     copy = copy_pipeline(single, tmp_path_factory.mktemp("parallel") / "repo")
     edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel"))
