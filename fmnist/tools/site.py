@@ -220,10 +220,10 @@ def tuning_body(rows: list[dict[str, str]]) -> str:
     study = study_from_trials(rows)
     complete = [row for row in rows if row["state"] == "COMPLETE"]
     if study is not None and len(complete) >= 2:
-        from optuna.importance import FanovaImportanceEvaluator
+        from fmnist.tools.tune import importances_evaluator
 
         for element_id, figure in (
-                ("importances", views.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))),
+                ("importances", views.plot_param_importances(study, evaluator=importances_evaluator())),
                 ("parallel", views.plot_parallel_coordinate(study)), ("slices", views.plot_slice(study))):
             parts.append(chart(figure, element_id))
     else:
@@ -268,10 +268,11 @@ def build(out: Path) -> list[str]:
                               "accuracy"), True)
     if paths.MODEL_CARD.is_file():
         pages["model_card.html"] = ("Model card", markdown_html(paths.MODEL_CARD.read_text(encoding="utf-8")), False)
-    if paths.TUNING_TRIALS.is_file():
-        rows = read_csv(paths.TUNING_TRIALS)
-        if rows:
-            pages["tuning.html"] = ("Tuning study", tuning_body(rows), True)
+    from fmnist.tools.tune import reported_trials
+
+    rows = reported_trials()
+    if rows:
+        pages["tuning.html"] = ("Tuning study", tuning_body(rows), True)
     sweeps = sorted(paths.SWEEPS_DIR.glob("*.md"))
     if sweeps:
         body = "".join(f'<section id="{s.stem}">{markdown_html(s.read_text(encoding="utf-8"))}</section>'

@@ -164,22 +164,24 @@ def study_file(url: str) -> Path | None:
     return None if path is None or path.is_absolute() or ".." in path.parts else path
 
 
-def bring_study(path: Path) -> None:
-    """A DVC-tracked study file that is not here (a fresh clone): from the local DVC cache, else the default
-    remote, so that the run resumes the study the reports come from. Left missing where neither has it: the
-    check against the reports then says what to do."""
-    if path.exists() or not Path(f"{path}.dvc").is_file():
+def bring_study(url: str) -> None:
+    """The study file of url, where DVC tracks it and it is not here (a fresh clone): from the local DVC cache,
+    else the default remote, so that the run resumes the study the reports come from. Left missing where neither
+    has it: the check against the reports, or the dashboard, then says what to do."""
+    path = study_file(url)
+    if path is None or path.exists() or not Path(f"{path}.dvc").is_file():
         return
     from fmnist.tools import pull
 
     if pull.dvc("checkout", "--quiet", str(path)).returncode == 0 and path.exists():
         print(f"{path}: the study, from the DVC cache ({path}.dvc)", flush=True)
         return
-    remote = pull.dvc("remote", "default")
-    if remote.returncode == 0 and remote.stdout.strip():
-        name = remote.stdout.strip()
-        if pull.dvc("pull", "--quiet", str(path)).returncode == 0 and path.exists():
-            print(f"{path}: the study, from DVC remote '{name}' ({path}.dvc)", flush=True)
+    try:
+        name, _ = pull.default_remote()
+    except StageError:
+        return  # no remote to ask
+    if pull.dvc("pull", "--quiet", str(path)).returncode == 0 and path.exists():
+        print(f"{path}: the study, from DVC remote '{name}' ({path}.dvc)", flush=True)
 
 
 def reported_trials() -> list[dict[str, str]]:
@@ -308,8 +310,7 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats are marked experimental; they are what lets a worker that died mid-trial be noticed.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if study_file(url) is not None:
-        bring_study(study_file(url))
+    bring_study(url)
     if sqlite_file(url) is not None and not sqlite_file(url).exists():  # before opening it creates the file
         check_reports_are_this_study(tune.study, [], url, new_study)
     storage = open_storage(url, heartbeat)  # first: a wrong URL fails in a second, not after loading everything
@@ -401,19 +402,26 @@ def write_reports(study, base_name: str) -> dict | None:
     return record
 
 
+def importances_evaluator():
+    """fANOVA with a fixed seed for its random forest: the same study gives the same importances (the figure here
+    and the site's chart)."""
+    from optuna.importance import FanovaImportanceEvaluator
+
+    return FanovaImportanceEvaluator(seed=0)
+
+
 def _figures(study, complete: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as views
-    from optuna.importance import FanovaImportanceEvaluator
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "... is experimental": Optuna's notice on its matplotlib views
         figures = [(views.plot_optimization_history, TUNING_HISTORY)]
-        if complete >= 2:  # fANOVA's forest with a fixed seed: the same study draws the same figure
-            figures.append((lambda s: views.plot_param_importances(s, evaluator=FanovaImportanceEvaluator(seed=0)),
+        if complete >= 2:
+            figures.append((lambda s: views.plot_param_importances(s, evaluator=importances_evaluator()),
                             TUNING_IMPORTANCES))
         for draw, path in figures:
             axes = draw(study)
@@ -468,8 +476,7 @@ def promote(variants: dict[str, Variant], tune: TuneParams) -> tuple[Variant, fl
 def dashboard(url: str, port: int) -> None:
     """Serve the study with optuna-dashboard (its own web server, in this process's place) on 127.0.0.1:port;
     a DVC-tracked study file that is not here is fetched first."""
-    if study_file(url) is not None:
-        bring_study(study_file(url))
+    bring_study(url)
     if sqlite_file(url) is not None and not sqlite_file(url).exists():
         raise StageError(f"no study at {sqlite_file(url)}: `python -m fmnist.tools.pull {sqlite_file(url)}` fetches "
                          "the project's (from its DVC remote), `make tune` starts one")
