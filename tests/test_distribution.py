@@ -26,10 +26,12 @@ def read_json(path):
 @pytest.fixture(scope="module")
 def parallel(tiny_pipelines, tmp_path_factory):
     """(the one-device JAX pipeline, a copy of it retrained with data_parallel on two devices, that copy's
-    `dvc repro train`)."""
+    `dvc repro train`). The copy trains seed 42 alone (train.replicates 1): it is the model data_parallel
+    trains and saves, and every assertion reads; the other seeds are trained unsharded in any case
+    (fmnist.core.replicates), so a child process of them per variant would prove nothing here."""
     single = tiny_pipelines("jax")
     copy = copy_pipeline(single, tmp_path_factory.mktemp("parallel") / "repo")
-    edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel"))
+    edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel", replicates=1))
     copy = copy._replace(env={**copy.env, "XLA_FLAGS": TWO_DEVICES})
     return single, copy, run(["dvc", "repro", "train"], copy.repo, copy.env)  # every train@: what the tests read
 
@@ -96,7 +98,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused(parallel):
         failed = run([sys.executable, "-m", "stages.train", "tiny_relu"], copy.repo, copy.env, check=False)
     finally:
         run(["git", "checkout", "--", "params.yaml"], copy.repo, copy.env)
-        edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel"))
+        edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel", replicates=1))
     assert failed.returncode == 1
     assert ("error: train.distribution data_parallel: batch size 33 does not split evenly over the 2 devices "
             "(cpu:0, cpu:1)") in failed.stderr

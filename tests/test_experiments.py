@@ -13,6 +13,12 @@ from tests.helpers import commit_all, experiments_shown, run
 from tests.test_train_pipeline import ran_stages, result_files
 
 
+def reset(repo, env):
+    """The committed state: params, outputs and all."""
+    run(["git", "reset", "-q", "--hard"], repo, env)
+    run(["dvc", "checkout", "--force"], repo, env)
+
+
 @pytest.fixture(scope="module")
 def project(tiny_pipelines, tmp_path_factory):
     """A copy of the shared tiny TensorFlow pipeline, reproduced and committed on main, as a user's repo would be."""
@@ -25,8 +31,7 @@ def project(tiny_pipelines, tmp_path_factory):
 def repo(project):
     """The committed state again for every test (an experiment run in the workspace changes it)."""
     root, repo, env = project
-    run(["git", "reset", "-q", "--hard"], repo, env)
-    run(["dvc", "checkout", "--force"], repo, env)
+    reset(repo, env)
     return repo, env
 
 
@@ -43,33 +48,47 @@ def experiments(repo, env) -> list[dict]:
     return [{**shown, "params": shown["params"].get("params.yaml", {})} for shown in experiments_shown(repo, env)]
 
 
-@pytest.mark.longer(1.5, why="one experiment: a variant and every stage after it")
-def test_exp_run_set_param_reruns_only_what_it_affects(repo):
-    repo, env = repo
-    unchanged = result_files(repo, ("tiny_softmax", "tiny_stopping"))
-    result = run(["dvc", "exp", "run", "-S", "variants.tiny_relu.epochs=2"], repo, env)
-    # The other variants stay as they are, byte for byte; the choice of models/best, the figures and the
-    # report, which weigh or show every variant, follow.
-    assert ran_stages(result.stdout) == {"train@tiny_relu", "assess", "select", "plot", "report"}
-    assert metrics_of(repo, "tiny_relu")["epochs_run"] == 2
-    assert result_files(repo, ("tiny_softmax", "tiny_stopping")) == unchanged
+@pytest.fixture(scope="module")
+def set_experiment(project):
+    """One `dvc exp run -S` in the workspace setting a plain value (tiny_relu's epochs), an item of a list
+    (tiny_stopping's dropout rate) and a key not yet in params.yaml (Hydra's '+': a learning rate), as
+    {stdout, params, tiny_relu's metrics, whether tiny_softmax's results were left byte for byte, experiments}.
+    Both tests below read this one experiment: each experiment costs the variants it sets and every stage after."""
+    _, repo, env = project
+    reset(repo, env)
+    unchanged = result_files(repo, ("tiny_softmax",))
+    result = run(["dvc", "exp", "run", "-S", "variants.tiny_relu.epochs=2",
+                  "-S", "variants.tiny_stopping.hidden.0.dropout=0.5",
+                  "-S", "+variants.tiny_stopping.optimizer.learning_rate=0.05"], repo, env)
+    found = {"stdout": result.stdout, "params": params_of(repo), "tiny_relu": metrics_of(repo, "tiny_relu"),
+             "softmax_left_as_it_was": result_files(repo, ("tiny_softmax",)) == unchanged,
+             "experiments": experiments(repo, env)}
+    reset(repo, env)
+    return found
+
+
+@pytest.mark.longer(1.5, why="its set-up: one experiment, two variants and every stage after them")
+def test_exp_run_set_param_reruns_only_what_it_affects(set_experiment):
+    # The variants it sets and what weighs or shows every variant (the choice of models/best, the figures, the
+    # report) run again; the other variant stays as it was, byte for byte.
+    assert ran_stages(set_experiment["stdout"]) == {"train@tiny_relu", "train@tiny_stopping", "assess", "select",
+                                                    "plot", "report"}
+    assert set_experiment["tiny_relu"]["epochs_run"] == 2
+    assert set_experiment["softmax_left_as_it_was"]
     # As documented: the experiment's params and results are left in the workspace.
-    assert params_of(repo)["variants"]["tiny_relu"]["epochs"] == 2
-    shown = experiments(repo, env)
+    assert set_experiment["params"]["variants"]["tiny_relu"]["epochs"] == 2
     assert any(e["params"]["variants"]["tiny_relu"]["epochs"] == 2
-               and e["metrics"]["reports/metrics/tiny_relu.json"]["epochs_run"] == 2 for e in shown)
+               and e["metrics"]["reports/metrics/tiny_relu.json"]["epochs_run"] == 2
+               for e in set_experiment["experiments"])
 
 
-@pytest.mark.longer(2, why="one experiment and one refused")
-def test_exp_run_set_reaches_list_items_and_new_keys(repo):
+def test_exp_run_set_reaches_list_items_and_new_keys(set_experiment, repo):
     """Dropout rate (an item of a list), a learning rate not yet in params.yaml (Hydra's '+')."""
-    repo, env = repo
-    run(["dvc", "exp", "run", "-S", "variants.tiny_stopping.hidden.0.dropout=0.5",
-         "-S", "+variants.tiny_stopping.optimizer.learning_rate=0.05"], repo, env)
-    variants = params_of(repo)["variants"]
+    variants = set_experiment["params"]["variants"]
     assert variants["tiny_stopping"]["hidden"][0]["dropout"] == 0.5
     assert variants["tiny_stopping"]["optimizer"] == {"name": "adam", "learning_rate": 0.05}
     # A bad value is caught by the params schema inside the experiment, with the usual message.
+    repo, env = repo
     bad = run(["dvc", "exp", "run", "-S", "variants.tiny_relu.epochs=0"], repo, env, check=False)
     assert bad.returncode != 0
     assert "'variants.tiny_relu.epochs' = 0 is not allowed" in bad.stdout + bad.stderr
