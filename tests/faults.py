@@ -6,7 +6,8 @@ folder: CPython's audit events) is counted. A probe run counts them, n in all; t
 runs again from the previous outputs with the k-th write failing (OSError) or with SIGINT delivered there.
 After each run it records which outputs are left (all previous, all new or a mix), what is stray (temporaries,
 backups, journals), what the next run repaired (fmnist.plumbing.transaction.recover, the first thing a run does), and
-whether DVC's status agrees. The stage runs in this one process, so TensorFlow starts once, not 2n times.
+whether DVC's status agrees. The stage runs in this one process, so TensorFlow starts once, not 2n times,
+and its step functions run eagerly (trace_nothing).
 Prints one JSON line: {"writes": [...], "runs": [...]}; tests/test_faults.py asserts on it.
 """
 from __future__ import annotations
@@ -130,9 +131,26 @@ def outs_changed(stage: str) -> bool:
     return any("changed outs" in entry for entry in entries if isinstance(entry, dict))
 
 
+def trace_nothing() -> None:
+    """Keras's step functions run eagerly in this process: traced anew for each of the ~90 runs, they took
+    about 40% of the harness's time. The writes under test are the stage's own Python code's, the same either
+    way (the stage's main() still imports keras through backend.use, which finds it imported with this backend)."""
+    from fmnist.core import backend
+    from fmnist.plumbing import params
+    from fmnist.schema.training import TrainParams
+
+    chosen = params.load(TrainParams).backend
+    backend.use(chosen)
+    if chosen == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.run_functions_eagerly(True)
+
+
 def main() -> None:
     variant, mode = sys.argv[1], sys.argv[2]
     stage = paths.stage_for(variant)
+    trace_nothing()
     injector = Injector()
     sys.addaudithook(injector)
     old = snapshot(variant)

@@ -67,7 +67,7 @@ def set_experiment(project):
     return found
 
 
-@pytest.mark.longer(1.5, why="its set-up: one experiment, two variants and every stage after them")
+@pytest.mark.longer(2.5, why="its set-up: one experiment that trains two variants, and every stage after them")
 def test_exp_run_set_param_reruns_only_what_it_affects(set_experiment):
     # The variants it sets and what weighs or shows every variant (the choice of models/best, the figures, the
     # report) run again; the other variant stays as it was, byte for byte.

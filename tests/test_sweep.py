@@ -185,7 +185,7 @@ def metrics_shown(machine, env) -> dict[str, dict]:
             for shown in experiments_shown(machine, env, "-A") if shown["name"]}
 
 
-@pytest.mark.longer(5, why="three DVC experiments pushed and pulled between four clones, one machine killed")
+@pytest.mark.longer(6, why="three DVC experiments pushed and pulled between four clones, one machine killed")
 def test_two_machines_run_their_shares_and_a_third_collects_every_point(machines):
     origin, env, machine, started = machines
     one, two = machine("m1"), machine("m2")
