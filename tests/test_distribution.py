@@ -17,6 +17,7 @@ from tests.helpers import edit_params, run
 from tests.test_train_pipeline import ran_stages
 
 TWO_DEVICES = "--xla_force_host_platform_device_count=2"
+TWO_DEVICE_TRAIN = {"distribution": "data_parallel", "replicates": 1}  # the copy's train section, set and restored
 
 
 def read_json(path):
@@ -31,7 +32,7 @@ def parallel(tiny_pipelines, tmp_path_factory):
     (fmnist.core.replicates), so a child process of them per variant would prove nothing here."""
     single = tiny_pipelines("jax")
     copy = copy_pipeline(single, tmp_path_factory.mktemp("parallel") / "repo")
-    edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel", replicates=1))
+    edit_params(copy.repo, lambda document: document["train"].update(TWO_DEVICE_TRAIN))
     copy = copy._replace(env={**copy.env, "XLA_FLAGS": TWO_DEVICES})
     return single, copy, run(["dvc", "repro", "train"], copy.repo, copy.env)  # every train@: what the tests read
 
@@ -98,7 +99,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused(parallel):
         failed = run([sys.executable, "-m", "stages.train", "tiny_relu"], copy.repo, copy.env, check=False)
     finally:
         run(["git", "checkout", "--", "params.yaml"], copy.repo, copy.env)
-        edit_params(copy.repo, lambda document: document["train"].update(distribution="data_parallel", replicates=1))
+        edit_params(copy.repo, lambda document: document["train"].update(TWO_DEVICE_TRAIN))
     assert failed.returncode == 1
     assert ("error: train.distribution data_parallel: batch size 33 does not split evenly over the 2 devices "
             "(cpu:0, cpu:1)") in failed.stderr
