@@ -43,7 +43,7 @@ def reports(tiny_pipelines, tmp_path_factory):
     return found
 
 
-@pytest.mark.longer(7, why="its set-up runs the stage once for each of its ~45 writes, in both modes")
+@pytest.mark.longer(4, why="its set-up runs the stage once for each of its ~80 writes, in both modes")
 @pytest.mark.parametrize("mode", MODES)
 def test_a_fault_at_any_write_leaves_all_previous_or_all_new_outputs(reports, mode):
     writes, runs = reports[mode]["writes"], reports[mode]["runs"]
