@@ -129,7 +129,7 @@ def outs_status(stage: str):
     """A function telling whether DVC's status of the stage reports changed outputs (its params have changed in
     any case). The stage is read from dvc.yaml and dvc.lock once, which nothing here changes; each call is
     DVC's own Stage.status, as `dvc status <stage>` calls it: the outputs hashed afresh. (`dvc status` whole
-    parses every DVC file again, 0.3 s a call, a fifth of a run of the stage.)"""
+    parses every DVC file again: 0.34 s a call, half as long as a run of the stage here, 0.67 s.)"""
     repo = compat.open_repo(str(ROOT))
     (found,) = repo.stage.collect_granular(stage)
 
