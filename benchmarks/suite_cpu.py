@@ -1,0 +1,153 @@
+"""Benchmark: where the test suite's CPU time goes, and the wall time no scheduling can beat.
+
+Runs pytest as `make test` does (every core, whole modules per worker; extra pytest options after `--`) with two
+recorders beside it, both in a temporary folder on PYTHONPATH:
+
+- a sitecustomize that every Python process of the run loads (pytest, its workers, DVC, the stages, their
+  child processes), recording at exit its own CPU time (user + system), command line and xdist worker; it wraps
+  os._exit too, which the stages call to skip TensorFlow's teardown;
+- a pytest plugin recording when each test starts and ends on its worker.
+
+A process is the cost of the test running on its worker when it ended. Prints the CPU by module and by kind of
+process (those that import TensorFlow, the DVC command line, the rest), the run's wall time, and the floor
+CPU / cores: the wall time of a perfectly packed run on this machine. Processes started with a PYTHONPATH of
+their own (a few tests set one) load no recorder; the line "recorded" says how much of the run's CPU that
+leaves out (the rest: git, PostgreSQL, killed processes).
+
+    python benchmarks/suite_cpu.py                    # the whole suite
+    python benchmarks/suite_cpu.py -- tests/test_sweep.py
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import machine  # benchmarks/machine.py, beside this script
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SITECUSTOMIZE = '''
+import atexit, json, os, resource, sys, time
+_logged = []
+def _record():
+    if _logged:
+        return
+    _logged.append(1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    line = json.dumps({"end": time.time(), "cpu": usage.ru_utime + usage.ru_stime, "argv": sys.argv[:3],
+                       "worker": os.environ.get("PYTEST_XDIST_WORKER", "")})
+    with open(os.environ["SUITE_CPU_LOG"], "a") as log:  # one short line in append mode: written whole
+        log.write(line + "\\n")
+atexit.register(_record)
+_exit = os._exit
+def _recorded_exit(code):
+    _record()
+    _exit(code)
+os._exit = _recorded_exit
+'''
+
+PLUGIN = '''
+import json, os, time
+def _note(kind, nodeid):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        with open(os.environ["SUITE_CPU_TESTS"], "a") as log:
+            log.write(json.dumps({"t": time.time(), "kind": kind, "node": nodeid,
+                                  "worker": os.environ["PYTEST_XDIST_WORKER"]}) + "\\n")
+def pytest_runtest_logstart(nodeid, location):
+    _note("start", nodeid)
+def pytest_runtest_logfinish(nodeid, location):
+    _note("finish", nodeid)
+'''
+
+TENSORFLOW_PROCESSES = ("stages/train", "stages/assess", "core/replicates", "tools/tune", "tools/predict")
+
+
+def kind_of(argv: list[str]) -> str:
+    program = argv[0] if argv else ""
+    if program.endswith(("dvc/__main__.py", "/dvc")):
+        return "DVC command line"
+    if any(name in program for name in TENSORFLOW_PROCESSES):
+        return "stages and tools that import TensorFlow"
+    return "everything else (pytest and its workers, other stages, gto, scripts)"
+
+
+def test_windows(events: list[dict]) -> dict[str, list[tuple[float, float, str]]]:
+    """{worker: [(start, end, test id)]}"""
+    started, windows = {}, collections.defaultdict(list)
+    for event in events:
+        key = (event["worker"], event["node"])
+        if event["kind"] == "start":
+            started[key] = event["t"]
+        elif key in started:
+            windows[event["worker"]].append((started.pop(key), event["t"], event["node"]))
+    return windows
+
+
+def test_of(process: dict, windows: dict) -> str | None:
+    for worker in [process["worker"]] if process["worker"] in windows else list(windows):
+        for start, end, node in windows[worker]:
+            if start - 0.5 <= process["end"] <= end + 0.5:
+                return node
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--top", type=int, default=15, help="how many modules to list (default 15)")
+    parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest (default: the whole suite)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="suite-cpu-") as folder:
+        folder = Path(folder)
+        (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        (folder / "suite_cpu_plugin.py").write_text(PLUGIN)
+        log, tests = folder / "processes.jsonl", folder / "tests.jsonl"
+        env = {**os.environ, "SUITE_CPU_LOG": str(log), "SUITE_CPU_TESTS": str(tests),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+        command = [sys.executable, "-m", "pytest", "-p", "suite_cpu_plugin", "-q", "-n", "auto", "--dist",
+                   "loadscope", "--no-loadscope-reorder", *args.pytest_args]
+        started = time.monotonic()
+        result = subprocess.run(command, cwd=ROOT, env=env)  # its output as `make test` shows it
+        wall = time.monotonic() - started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        processes = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        events = [json.loads(line) for line in tests.read_text().splitlines()] if tests.exists() else []
+    cores = os.cpu_count() or 1
+    run_cpu = children.ru_utime + children.ru_stime
+    recorded = sum(p["cpu"] for p in processes)
+    print(f"\n{machine.cpu_name()}, {cores} cores: pytest {' '.join(args.pytest_args) or '(every test)'}, "
+          f"exit status {result.returncode}")
+    print(f"wall {wall:.0f} s; CPU {run_cpu:.0f} s (user + system of every process waited for), "
+          f"{run_cpu / wall:.2f} cores busy on average")
+    print(f"floor: CPU / cores = {run_cpu / cores:.0f} s, {run_cpu / cores / wall:.2f} of this run's wall time")
+    print(f"recorded: {len(processes)} Python processes, {recorded:.0f} s of CPU")
+    kinds, counts = collections.Counter(), collections.Counter()
+    for process in processes:
+        kinds[kind_of(process["argv"])] += process["cpu"]
+        counts[kind_of(process["argv"])] += 1
+    print("\nCPU s  processes  s each  kind")
+    for kind, cpu in kinds.most_common():
+        print(f"{cpu:5.0f}  {counts[kind]:9d}  {cpu / counts[kind]:6.2f}  {kind}")
+    windows = test_windows(events)
+    modules, walls = collections.Counter(), collections.Counter()
+    for process in processes:
+        node = test_of(process, windows)
+        modules[node.split("::")[0] if node else "(between tests)"] += process["cpu"]
+    for spans in windows.values():
+        for start, end, node in spans:
+            walls[node.split("::")[0]] += end - start
+    print("\nCPU s  wall s  module (wall: its tests' time on their worker, a shared pipeline's build included)")
+    for module, cpu in modules.most_common(args.top):
+        print(f"{cpu:5.0f}  {walls.get(module, 0):6.0f}  {module}")
+    sys.exit(result.returncode)
+
+
+if __name__ == "__main__":
+    main()
