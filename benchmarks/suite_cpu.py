@@ -1,7 +1,7 @@
 """Benchmark: where the test suite's CPU time goes, and the wall time no scheduling can beat.
 
-Runs pytest as `make test` does (every core, whole modules per worker; extra pytest options after `--`) with two
-recorders beside it, both in a temporary folder on PYTHONPATH:
+Runs `make test` (every core, whole modules per worker; extra pytest options after `--` go to its PYTEST_ARGS)
+with two recorders beside it, both in a temporary folder on PYTHONPATH:
 
 - a sitecustomize that every Python process of the run loads (pytest, its workers, DVC, the stages, their
   child processes), recording at exit its own CPU time (user + system), command line and xdist worker; it wraps
@@ -24,6 +24,7 @@ import collections
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,7 @@ def kind_of(argv: list[str]) -> str:
     return "everything else (pytest and its workers, other stages, gto, scripts)"
 
 
-def test_windows(events: list[dict]) -> dict[str, list[tuple[float, float, str]]]:
+def spans_by_worker(events: list[dict]) -> dict[str, list[tuple[float, float, str]]]:
     """{worker: [(start, end, test id)]}"""
     started, windows = {}, collections.defaultdict(list)
     for event in events:
@@ -91,7 +92,7 @@ def test_windows(events: list[dict]) -> dict[str, list[tuple[float, float, str]]
     return windows
 
 
-def test_of(process: dict, windows: dict) -> str | None:
+def running_test(process: dict, windows: dict) -> str | None:
     for worker in [process["worker"]] if process["worker"] in windows else list(windows):
         for start, end, node in windows[worker]:
             if start - 0.5 <= process["end"] <= end + 0.5:
@@ -111,8 +112,8 @@ def main() -> None:
         log, tests = folder / "processes.jsonl", folder / "tests.jsonl"
         env = {**os.environ, "SUITE_CPU_LOG": str(log), "SUITE_CPU_TESTS": str(tests),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
-        command = [sys.executable, "-m", "pytest", "-p", "suite_cpu_plugin", "-q", "-n", "auto", "--dist",
-                   "loadscope", "--no-loadscope-reorder", *args.pytest_args]
+        # The Makefile's own test command (workers, distribution); the plugin rides in through PYTEST_ARGS.
+        command = ["make", "-s", "test", f"PYTEST_ARGS={shlex.join(['-p', 'suite_cpu_plugin', *args.pytest_args])}"]
         started = time.monotonic()
         result = subprocess.run(command, cwd=ROOT, env=env)  # its output as `make test` shows it
         wall = time.monotonic() - started
@@ -122,7 +123,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     run_cpu = children.ru_utime + children.ru_stime
     recorded = sum(p["cpu"] for p in processes)
-    print(f"\n{machine.cpu_name()}, {cores} cores: pytest {' '.join(args.pytest_args) or '(every test)'}, "
+    print(f"\n{machine.cpu_name()}, {cores} cores: make test {shlex.join(args.pytest_args) or '(every test)'}, "
           f"exit status {result.returncode}")
     print(f"wall {wall:.0f} s; CPU {run_cpu:.0f} s (user + system of every process waited for), "
           f"{run_cpu / wall:.2f} cores busy on average")
@@ -130,15 +131,16 @@ def main() -> None:
     print(f"recorded: {len(processes)} Python processes, {recorded:.0f} s of CPU")
     kinds, counts = collections.Counter(), collections.Counter()
     for process in processes:
-        kinds[kind_of(process["argv"])] += process["cpu"]
-        counts[kind_of(process["argv"])] += 1
+        kind = kind_of(process["argv"])
+        kinds[kind] += process["cpu"]
+        counts[kind] += 1
     print("\nCPU s  processes  s each  kind")
     for kind, cpu in kinds.most_common():
         print(f"{cpu:5.0f}  {counts[kind]:9d}  {cpu / counts[kind]:6.2f}  {kind}")
-    windows = test_windows(events)
+    windows = spans_by_worker(events)
     modules, walls = collections.Counter(), collections.Counter()
     for process in processes:
-        node = test_of(process, windows)
+        node = running_test(process, windows)
         modules[node.split("::")[0] if node else "(between tests)"] += process["cpu"]
     for spans in windows.values():
         for start, end, node in spans:
