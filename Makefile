@@ -28,7 +28,7 @@ USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARG
 $(foreach name,$(USER_VALUES),$(eval override $(name) := $$(value $(name))))
 export $(USER_VALUES)
 
-.PHONY: help repro reproduce test test-latest mutation gate tune dashboard tune-promote sweep sweep-collect site venv lock clean-venv
+.PHONY: help repro reproduce test test-latest mutation gate power tune dashboard tune-promote sweep sweep-collect site venv lock clean-venv
 .DEFAULT_GOAL := help
 
 # `make help` (and a bare `make`): every target with its one line, the text after `## ` on the target's line.
@@ -53,6 +53,9 @@ test: $(STAMP)  ## set up .venv, run the tests (PYTEST_ARGS: more pytest options
 # Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".
 gate: $(STAMP)  ## the metric gate: minimums, and no drop against main (GATE_ARGS)
 	set -f; python -m stages.gate $$GATE_ARGS
+
+power: $(STAMP)  ## the seeds each gated mean needs to detect a drop of gates.detect, from the committed spread
+	python -m stages.gate --power
 
 # A full reproduction, as CI checks it: every stage runs (--force: also those whose outputs are all in git, which
 # DVC would skip as up to date), each one that completes is logged, then this run's means must match HEAD's

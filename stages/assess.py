@@ -23,12 +23,12 @@ def main() -> None:
                                 f"(declared: {', '.join(variants)})")
     loaded = {name: results.load_result(name) for name in variants}
     best = results.best_variant(loaded, rule)  # the select stage's own rule: the same variant
-    validation, test = dataset.load_prepared("val"), dataset.load_prepared("test")
+    validation = dataset.load_prepared("val")
     quiet.filter_stderr()  # TensorFlow's start-up notices
     backend.use(shared.backend)
     import keras
 
-    pictures = robustness.make_pictures(test, assess.images, assess.seed)  # the same pictures for every variant
+    pictures = robustness.load_pictures(paths.PICTURES)  # the same pictures for every variant
 
     def measure(name: str) -> dict:
         source = results.scored_model(name, loaded[name])
@@ -41,7 +41,7 @@ def main() -> None:
         return {"variant": name, "model_file": source.as_posix(),
                 "model_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
                 "test_accuracy": loaded[name].metrics["test_accuracy"], "calibration": calibrated,
-                "robustness": {"images": int(min(assess.images, len(test.y))), "seed": assess.seed, **measured}}
+                "robustness": {"images": len(pictures.labels), "seed": assess.seed, **measured}}
 
     assessment = measure(best)
     assessment["alongside"] = [measure(name) for name in assess.alongside if name != best]

@@ -11,6 +11,11 @@ Usage:
                                              this run's mean accuracies vs those committed at HEAD, within the
                                              same spread tolerance; every stage compared must be in LOG, the
                                              stages the run executed (`make reproduce` does both)
+  python -m stages.gate --power              the seeds each gated mean needs to detect gates.detect (`make power`)
+
+Every drop line says what it could see: the drop it detects 80% of the time, and one of four verdicts
+(regression, worse within noise, no measurable change, better; only a regression fails). Under the table: the
+verdicts counted, the checks that cannot see gates.detect, and the chance of a false alarm across all of them.
 """
 import argparse
 from pathlib import Path
@@ -28,6 +33,8 @@ def main() -> None:
     which.add_argument("--ref", help="git ref to measure the drop against (default: gates.reference)")
     which.add_argument("--no-ref", action="store_true", help="check the minimums only")
     which.add_argument("--reproduces", metavar="REF", help="check that this run reproduces REF's accuracies")
+    which.add_argument("--power", action="store_true",
+                       help="print the seeds (train.replicates) each gated mean needs to detect gates.detect")
     parser.add_argument("--ran", metavar="FILE", type=Path,
                         help="with --reproduces: the stages this run executed, one per line ($FMNIST_RUN_LOG of the "
                              "run; `make reproduce` passes it)")
@@ -39,6 +46,13 @@ def main() -> None:
     tolerances = gate.Tolerances(gates.k, gates.floor, gates.fixed_tolerance)
     current = gate.current_metrics()
     rule = f"tolerance = max({gates.floor}, {gates.k:g} x SE of the difference of the two means)"
+
+    if args.power:
+        needs = gate.power(list(gates.minimum), current, tolerances, gates.detect, gates.max_replicates)
+        print(gate.power_table(needs, gates.detect, gates.max_replicates))
+        for line in gate.power_advice(needs, gates.detect, gates.max_replicates):
+            print(line)
+        return
 
     if args.reproduces:
         ran = gate.read_run_log(args.ran)
@@ -63,6 +77,8 @@ def main() -> None:
     print(gate.table(checks, headers))
     if any(check.kind in ("drop", "reproduce") for check in checks):
         print(rule)
+        for line in gate.sight_lines(checks, gates.detect):
+            print(line)
     for line in notes:
         print(f"note: {line}")
     for line in warnings:

@@ -5,8 +5,10 @@ Writes models/<variant>/ (the model files), reports/train/<variant>/ (per-epoch 
 reports/metrics/<variant>.json (headline results), reports/evaluation/<variant>.json (per-class accuracy,
 restore checks, every seed's results), reports/timing/<variant>.json (wall-clock times) and
 reports/confusion/<variant>.csv (DVC confusion plot data). Training and evaluating share one process:
-TensorFlow's start-up is paid once per variant, not twice.
-Usage: python -m stages.train <variant>
+TensorFlow's start-up is paid once per variant, not twice. A variant that shares its trajectory with others
+(fmnist/core/trajectories.py) is made from it: trained once, by the first of their stages; --alone trains it on its
+own instead (the same files, in more time).
+Usage: python -m stages.train <variant> [--alone]
 """
 import sys
 import time
@@ -14,35 +16,42 @@ import time
 from fmnist.core import backend, dataset
 from fmnist.plumbing import errors, params, paths, processes, quiet, runner
 from fmnist.plumbing.transaction import Transaction
-from fmnist.schema.training import TrainParams, VariantsParams
+from fmnist.schema.training import TrainParams, VariantsParams, family
 
 
 def variant_spec(argv: list[str]):
-    """(name, spec, shared params) for the variant named on the command line, all validated."""
+    """(name, the variants that share its trajectory, shared params) for the variant named on the command line,
+    all validated. --alone: train it alone, sharing nothing (the same files, in more time: for checking that)."""
     shared = params.load(TrainParams)
     variants = params.load(VariantsParams).root  # every variant: a typo anywhere stops before any training
-    if len(argv) != 2:
-        raise errors.StageError(f"usage: python -m {argv[0]} <variant>  (variants: {', '.join(variants)})")
+    alone = "--alone" in argv[2:]
+    if len(argv) - alone != 2 or argv[1].startswith("-"):
+        raise errors.StageError(f"usage: python -m {argv[0]} <variant> [--alone]  (variants: {', '.join(variants)})")
     name = argv[1]
     if name not in variants:
         raise errors.StageError(f"variant '{name}' is not declared in params.yaml (declared: {', '.join(variants)})")
-    return name, variants[name], shared
+    return name, {name: variants[name]} if alone else family(name, variants, shared), shared
 
 
 def main() -> None:
     started = time.perf_counter()
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     quiet.filter_stderr()  # TensorFlow's start-up notices and other chatter that reports no problem
-    name, spec, shared = variant_spec(["stages.train", *sys.argv[1:]])
+    name, members, shared = variant_spec(["stages.train", *sys.argv[1:]])
+    spec = members[name]
     train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
     backend.use(shared.backend)
     # The other seeds train in a child process meanwhile (on a second core), the chapter's seed here.
-    job = processes.Child(f"training the other seeds of {name}", "fmnist.core.replicates", name) if shared.replicates > 1 else None
+    job = (processes.Child(f"training the other seeds of {name}", "fmnist.core.replicates", name,
+                           *([] if len(members) > 1 else ["--alone"])) if shared.replicates > 1 else None)
     try:
         from fmnist.core import evaluation, training  # import keras: only after the backend is chosen
 
         # Every output below is written under a temporary name and swapped in together, or not at all.
         with Transaction(paths.stage_for(name)) as outputs:
-            summary, replicated = training.run(name, spec, shared, train, val, test, outputs, job)
+            summary, replicated = training.run(name, spec, shared, train, val, test, outputs, job, members)
             model_dir = outputs.folder_of(paths.MODELS_DIR / name)
             metrics, details, timing, predictions = evaluation.evaluate(name, spec, model_dir, val, test)
             outputs.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
@@ -52,7 +61,9 @@ def main() -> None:
     finally:
         if job:
             job.stop()  # on any failure the child must not outlive the stage
-    print(evaluation.summary_line(name, metrics, details, summary, replicated, time.perf_counter() - started))
+    line = evaluation.summary_line(name, metrics, details, summary, replicated, time.perf_counter() - started)
+    others = [other for other in members if other != name]
+    print(line + (f"; its trajectory is shared with {', '.join(others)} (trained once)" if others else ""))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ TOOLS = ("make", "python", "dvc", "gto")
 INLINE = re.compile(r"`((?:make|python -m|dvc|gto) [^`]+)`")
 NUMBER = re.compile(r"(?<![\d.])\d\.\d{4,}(?!\d|\.\d)")  # a full stop after it ends a sentence
 MEASURED = re.compile(r"<!-- measured.*?-->.*?<!-- /measured -->", re.S)
+GATE_EXAMPLE = re.compile(r"<!-- gate example.*?-->.*?<!-- /gate example -->", re.S)  # checked whole: gate_example
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
@@ -195,14 +196,23 @@ def figure_problems(root: Path) -> list[str]:
     known = known_figures(root)
     found = []
     for page in pages(root):
-        # Commands (bash blocks) are left out: their numbers are inputs. Output blocks are checked like prose.
-        text = MEASURED.sub("", FENCE.sub(lambda block: "" if block.group(1) == "bash" else block.group(0),
-                                          page.read_text(encoding="utf-8")))
+        # Commands (bash blocks) are left out: their numbers are inputs. Output blocks are checked like prose, but
+        # for the gate example, which its own test runs.
+        text = page.read_text(encoding="utf-8")
+        text = MEASURED.sub("", GATE_EXAMPLE.sub("", text))
+        text = FENCE.sub(lambda block: "" if block.group(1) == "bash" else block.group(0), text)
         for number in NUMBER.findall(text):
             if number not in known:
                 found.append(f"{page.relative_to(root)}: {number} is not a value in reports/ or params.yaml "
                              "(a stale figure? link the generated report instead)")
     return found
+
+
+def gate_example(root: Path) -> str:
+    """The output in docs/statistics.md's gate example: the block's lines after its `$ make gate` line."""
+    text = (root / "docs/statistics.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- gate example:.*?-->\n```\n\$ [^\n]*\n(.*?)\n```\n<!-- /gate example -->", text, re.S)
+    return block.group(1) if block else ""
 
 
 def results_table_problems(root: Path) -> list[str]:

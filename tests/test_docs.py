@@ -9,6 +9,7 @@ import pytest
 
 from tests import docs_check
 from tests.conftest import REPO_ROOT
+from tests.helpers import copy_project, init_git_dvc_repo, run_stage
 
 
 def test_every_command_in_the_docs_exists_with_the_options_it_is_given():
@@ -21,6 +22,19 @@ def test_every_figure_in_the_docs_is_a_value_in_the_reports_or_params():
 
 def test_the_readme_results_table_is_the_metrics_files():
     assert docs_check.results_table_problems(REPO_ROOT) == []
+
+
+def test_the_gate_example_is_the_gate_run_on_the_committed_metrics(tmp_path):
+    """docs/statistics.md shows `make gate GATE_ARGS="--ref HEAD"` on the committed results: run it for real (DVC,
+    git) on a copy of the project with reports/metrics, and the page must show exactly what it prints."""
+    repo = copy_project(tmp_path / "repo")
+    shutil.copytree(REPO_ROOT / "reports/metrics", repo / "reports/metrics")
+    init_git_dvc_repo(repo)
+    result = run_stage("gate", repo, args=("--ref", "HEAD"))
+    assert result.returncode == 0, result.stderr
+    shown = docs_check.gate_example(REPO_ROOT)
+    assert shown == result.stdout.rstrip("\n"), \
+        f"docs/statistics.md's gate example is stale; the gate prints:\n{result.stdout}"
 
 
 @pytest.fixture

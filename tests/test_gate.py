@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from fmnist.core import spread
+from fmnist.core import sight, spread
 from fmnist.plumbing import paths
 from tests.helpers import commit_all, copy_project, edit_params, init_git_dvc_repo, run, run_stage
 
@@ -34,6 +34,9 @@ GATES = {
     "minimum": {"baseline.cv_accuracy": 0.81, "softmax.val_accuracy_mean": 0.835,
                 "checkpoint.val_accuracy_mean": 0.875, "checkpoint.test_accuracy_mean": 0.865},
 }
+
+
+RULE = spread.Tolerances(GATES["k"], GATES["floor"])
 
 
 def allowed(name: str, key: str = "val_accuracy", now: dict | None = None) -> float:
@@ -97,11 +100,20 @@ def test_gate_passes_and_prints_every_check_with_its_tolerance(repo):
     assert list(rows) == list(GATES["minimum"])  # one row per gated metric, in params order
     checkpoint = METRICS["checkpoint"]
     mean, std = checkpoint["val_accuracy_mean"], checkpoint["val_accuracy_std"]
+    detects = sight.sight(spread.Spread(mean, std, 5), spread.Spread(mean, std, 5), RULE).detectable
     assert rows["checkpoint.val_accuracy_mean"] == [
         f"{mean:.4f} ± {std:.4f} (5)", ">= 0.875 ok",
-        f"{mean:.4f} (+0.0000, allowed -{allowed('checkpoint'):.4f}) ok", "pass"]
+        f"{mean:.4f} (+0.0000, allowed -{allowed('checkpoint'):.4f}, detects {detects:.4f}) no measurable change",
+        "pass"]
     assert rows["baseline.cv_accuracy"][0] == "0.8200 ± 0.0030 (5)"  # the baseline's spread: its CV folds
     assert "tolerance = max(0.002, 3 x SE of the difference of the two means)" in result.stdout
+    # Under the table, what the checks could see (tests/test_sight.py has the numbers).
+    assert ("4 drop checks: 0 regression, 0 worse within noise, 4 no measurable change, 0 better (only a regression "
+            "fails)") in result.stdout
+    assert "each detects, 80% of the time, a true drop of 0.00" in result.stdout
+    assert ("2 of 4 cannot see gates.detect = 0.01 (make power: the seeds they need): checkpoint.val_accuracy_mean, "
+            "checkpoint.test_accuracy_mean") in result.stdout  # σ 0.0046 (drawn with 0.003) over 5 seeds
+    assert "false alarm: at most 3.4% across the 4 checks together (each 0.85%: P(T > allowed / SE)" in result.stdout
     assert "gate (minimums; drop vs main): all 8 checks pass" in result.stdout
 
 
@@ -127,6 +139,8 @@ def test_a_regression_beyond_the_spread_fails_even_above_the_minimum(repo):
     result = gate(repo)
     assert result.returncode == 1
     assert "error: gate (minimums; drop vs main) failed, 1 of 8 checks:" in result.stderr
+    assert table_rows(result.stdout)["softmax.val_accuracy_mean"][2].endswith(") regression FAIL")
+    assert "4 drop checks: 1 regression, 0 worse within noise, 3 no measurable change, 0 better" in result.stdout
     assert (f"softmax.val_accuracy_mean: dropped 0.0100 from {METRICS['softmax']['val_accuracy_mean']:.4f} at main "
             f"(allowed {tolerance:.4f} = max(floor, k x SE of the difference))") in result.stderr
     # A drop inside the tolerance passes.
@@ -220,8 +234,12 @@ def test_reproduces_checks_every_mean_within_its_tolerance_and_reports_the_rest(
     assert "note: checkpoint.epochs_run: 5 at HEAD -> 19 now" in result.stdout
     # Every mean with a spread: val and test of both variants, and the baseline's CV.
     assert "reproduction of HEAD: all 5 checks pass" in result.stdout
+    std = METRICS["checkpoint"]["val_accuracy_std"]
+    detects = sight.sight(spread.Spread(mean, std, 5), spread.Spread(mean, std, 5), RULE).detectable
     assert table_rows(result.stdout)["checkpoint.val_accuracy_mean"][1] == (
-        f"{mean:.4f} ({0.5 * tolerance:+.4f}, within ±{tolerance:.4f}) ok")
+        f"{mean:.4f} ({0.5 * tolerance:+.4f}, within ±{tolerance:.4f}, detects ±{detects:.4f}) ok")
+    # Twice the one-way chance: a reproduction fails a change either way.
+    assert "false alarm: at most 8.5% across the 5 checks together (each 1.71%: 2 P(T > allowed / SE)" in result.stdout
     write_metrics(repo, "checkpoint", val_accuracy_mean=mean - 1.5 * tolerance)
     result = gate(repo, "--reproduces", "HEAD")
     assert result.returncode == 1
@@ -284,3 +302,20 @@ def test_a_reproduction_fails_for_every_stage_that_did_not_run(repo):
     result = gate(repo, "--reproduces", "HEAD", ran=None)
     assert result.returncode == 2 and "--reproduces needs --ran FILE" in result.stderr
     assert gate(repo, "--reproduces", "HEAD").returncode == 0
+
+
+def test_power_names_the_seeds_each_mean_needs_and_leaves_the_baseline_out(repo):
+    """std 0.008 (σ of relu100_sgd_lr01, the noisiest): 20 seeds a side to see a 0.01 drop (tests/test_sight.py); a
+    cap of 10 cannot, and the gate says what 10 seeds see instead. The baseline's spread is its CV folds'."""
+    write_metrics(repo, "checkpoint", seed_results("checkpoint", 0.8826, 0.003, seed=2), val_accuracy_std=0.008)
+    result = gate(repo, "--power")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert rows["checkpoint.val_accuracy_mean"][0] == "0.0080 (5)" and rows["checkpoint.val_accuracy_mean"][2] == "20"
+    assert rows["baseline.cv_accuracy"][2] == "- (CV folds, not seeds)"
+    assert "to detect 0.01 in every gated mean that can: train.replicates: 20 (now 5)" in result.stdout
+    edit_params(repo, lambda d: d["gates"].update(max_replicates=10))
+    result = gate(repo, "--power")
+    widest = sight.sight(spread.Spread(0, 0.008, 10), spread.Spread(0, 0.008, 10), RULE).detectable
+    assert f"checkpoint.val_accuracy_mean: not even 10 seeds detect 0.01 (gates.max_replicates); with 10 it " \
+           f"detects {widest:.4f}" in result.stdout

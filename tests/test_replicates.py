@@ -75,7 +75,7 @@ def test_a_stacked_replicate_trains_exactly_like_a_lone_model(tiny, optimizer):
     spec = variant(hidden=[{"units": 16, "activation": "relu"}], optimizer=optimizer, epochs=2)
     seeds = [7, 8, 9]
     models.seed_everything(0)
-    stacked, _ = replicates.build_stack(spec, seeds, train.x)
+    stacked = replicates.build_stack(spec, seeds, train.x).training
     stacked.compile(optimizer=models.make_optimizer(spec), loss=replicates.summed_crossentropy)
     initial = [w.numpy() for w in stacked.trainable_weights]
     k = 1
@@ -114,13 +114,42 @@ def test_replicates_differ_by_seed_and_repeat_exactly(tiny):
     assert other["per_seed"][0]["val_loss"] != first["per_seed"][0]["val_loss"]
 
 
+# A learning rate this high makes the validation loss jump about, so the seeds stop at different epochs.
+@pytest.mark.parametrize("augmentation,learning_rate", [(None, 0.1), ("augmented", 0.05)])
+def test_a_replicate_that_stops_leaves_the_stack_and_the_others_go_on_exactly(tiny, monkeypatch, augmentation,
+                                                                              learning_rate):
+    """A replicate whose EarlyStopping fired leaves the stack; the others go on in a smaller one with their weights,
+    optimizer state and random generators (dropout masks, augmentation draws). Every result is what training all
+    of them until the last one stops gives (on_epoch set: nobody leaves), and the stack did shrink."""
+    from tests.test_models import AUGMENTATION
+
+    models.end_op_determinism()  # as in the stage's child process, whichever test ran before in this one (XLA)
+    train, val = tiny
+    test = tiny_split(64, 5)
+    spec = variant(hidden=[{"units": 16, "activation": "relu", "dropout": 0.3}],
+                   optimizer={"name": "adam", "learning_rate": learning_rate}, epochs=8, validation=True,
+                   callbacks={"early_stopping": {"patience": 1}},
+                   augmentation=AUGMENTATION if augmentation else None)
+    shrunk = []
+    keeping = replicates.keeping
+    monkeypatch.setattr(replicates, "keeping", lambda stack, *rest: shrunk.append(rest[-1]) or keeping(stack, *rest))
+    seeds = [43, 44, 45, 46]
+    dropped = replicates.fit(spec, SHARED, seeds, train, val, test)
+    assert shrunk and all(len(positions) < len(seeds) for positions in shrunk)
+    every_epoch = replicates.fit(spec, SHARED, seeds, train, val, test, on_epoch=lambda *scores: None)
+    assert len(shrunk) == len(set(map(tuple, shrunk)))  # no shrinking on the second run
+    assert dropped["per_seed"] == every_epoch["per_seed"]
+    assert len({entry["epochs_run"] for entry in dropped["per_seed"]}) > 1  # they did stop at different epochs
+
+
 def test_replicate_scores_are_keras_scores_of_the_kept_weights(tiny):
     """The replicate's reported validation loss and accuracy are what Keras's evaluate gives for a lone model
     holding that replicate's weights."""
     train, val = tiny
     spec = variant(hidden=[{"units": 8, "activation": "sigmoid"}], epochs=1)
     models.seed_everything(0)
-    stacked, scoring = replicates.build_stack(spec, [1, 2], train.x)
+    stack = replicates.build_stack(spec, [1, 2], train.x)
+    stacked, scoring = stack.training, stack.scoring
     probabilities = scoring.predict(val.x, verbose=0)
     loss, accuracy = replicates.scores(probabilities, val.y)
     for k in range(2):

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from fmnist.core import choice, gate, spread
+from fmnist.core import choice, gate, sight, spread
 from fmnist.core.gate import Check, Tolerances
 from fmnist.core.spread import Spread
 from fmnist.plumbing.errors import StageError
@@ -186,21 +186,26 @@ def test_a_drop_within_the_spread_passes_and_beyond_it_fails():
     assert warnings == [] and len(checks) == 1
     (check,) = checks
     assert (check.kind, check.passed, check.value) == ("drop", False, 0.846)
-    assert check.rule == f"0.8500 (-0.0040, allowed -{allowed:.4f})"
+    detects = sight.sight(Spread(0, 0.002, 5), Spread(0, 0.002, 5), TOLERANCES).detectable  # tests/test_sight.py
+    assert check.rule == f"0.8500 (-0.0040, allowed -{allowed:.4f}, detects {detects:.4f}) regression"
     assert check.reason == (f"dropped 0.0040 from 0.8500 at main (allowed {allowed:.4f} = max(floor, k x SE of the "
                             "difference))")
     reference["softmax.val_accuracy_mean"] = 0.846 + allowed  # exactly the tolerance: passes
     assert gate.check_drops(["softmax.val_accuracy_mean"], NOW, reference, "main", TOLERANCES)[0][0].passed
     reference["softmax.val_accuracy_mean"] = 0.840  # a rise always passes
     (rise,), _ = gate.check_drops(["softmax.val_accuracy_mean"], NOW, reference, "main", TOLERANCES)
-    assert rise.passed and rise.rule == f"0.8400 (+0.0060, allowed -{allowed:.4f})" and rise.reason == ""
+    assert rise.passed and rise.rule == f"0.8400 (+0.0060, allowed -{allowed:.4f}, detects {detects:.4f}) better"
+    assert rise.reason == ""
+    reference["softmax.val_accuracy_mean"] = 0.847  # a small drop: within noise, and it says so
+    (small,), _ = gate.check_drops(["softmax.val_accuracy_mean"], NOW, reference, "main", TOLERANCES)
+    assert small.passed and small.rule.endswith(") worse within noise")
 
 
 def test_a_drop_with_no_spread_uses_the_fixed_tolerance_and_warns():
     now = {"v.val_accuracy_mean": 0.846, "v.seeds": 1}
     then = {"v.val_accuracy_mean": 0.850, "v.seeds": 1}
     (check,), warnings = gate.check_drops(["v.val_accuracy_mean"], now, then, "main", TOLERANCES)
-    assert check.passed and check.rule == "0.8500 (-0.0040, allowed -0.0050 fixed)"
+    assert check.passed and check.rule == "0.8500 (-0.0040, allowed -0.0050 fixed) worse within noise"  # sees: unknown
     assert warnings == ["v.val_accuracy_mean: no spread (n=1 now, n=1 then): fixed tolerance 0.005 "
                         "(gates.fixed_tolerance); train more than one seed (train.replicates) to measure the spread"]
     then["v.val_accuracy_mean"] = 0.852
@@ -226,7 +231,9 @@ def test_reproduction_holds_every_mean_within_its_tolerance_both_ways():
     assert by_metric["softmax.val_accuracy_mean"].reason.startswith(f"differs by +{allowed * 1.01:.4f} from ")
     assert by_metric["softmax.val_accuracy_mean"].reason.endswith(f" at HEAD (allowed ±{allowed:.4f})")
     assert by_metric["softmax.test_accuracy_mean"].passed
-    assert by_metric["softmax.test_accuracy_mean"].rule == f"0.8360 (+0.0000, within ±{3 * math.sqrt(2 * 0.003**2 / 5):.4f}) ok"[:-3]
+    detects = sight.sight(Spread(0, 0.003, 5), Spread(0, 0.003, 5), TOLERANCES).detectable
+    assert by_metric["softmax.test_accuracy_mean"].rule == \
+        f"0.8360 (+0.0000, within ±{3 * math.sqrt(2 * 0.003**2 / 5):.4f}, detects ±{detects:.4f})"
     assert notes[0] == ("single-seed accuracies (the chapter seed's run, the baseline's single fit): 1 of 2 identical "
                         "to HEAD; the rest moved (one seed's noise, not gated):")
     assert notes[1] == "  softmax.val_accuracy: 0.8000 at HEAD -> 0.8450 now"

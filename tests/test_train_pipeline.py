@@ -105,7 +105,9 @@ def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeli
     log = tmp_path / "ran.log"
     run(["dvc", "repro", "--force", "--single-item", *stages], repo,
         {**env, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1", "FMNIST_RUN_LOG": str(log)})
-    assert log.read_text().split() == stages  # each stage, as it completed
+    logged = [line.split() for line in log.read_text().splitlines()]
+    assert [name for name, _ in logged] == stages  # each stage, as it completed, with its seconds
+    assert all(float(seconds) > 0 for _, seconds in logged)
     after = result_files(repo, retrained)
     losses = {when: [seed["val_loss"] for name in retrained
                      for seed in json.loads(files[f"evaluation/{name}"])["spread"]["per_seed"]]
@@ -159,7 +161,7 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
     chatter = [line for line in (first.stdout + first.stderr).splitlines() if LIBRARY_CHATTER.search(line)]
     assert chatter == [], f"library lines in `dvc repro` output on {backend}"
     said = stage_lines(first.stdout + first.stderr)
-    assert set(said) == ({"download", "prepare", "baseline", "assess", "select", "plot", "report"}
+    assert set(said) == ({"download", "prepare", "baseline", "pictures", "assess", "select", "plot", "report"}
                          | {f"train@{n}" for n in TINY_VARIANTS})
     for stage, lines in said.items():
         assert len(lines) == 1, f"{stage} printed {lines}"
@@ -169,6 +171,7 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
         assert "5 seeds: validation 0." in line and f" on {backend}" in line
     assert said["download"][0].startswith("data/raw: 4 files verified")
     assert said["prepare"][0] == "data/prepared: 400 train, 100 validation, 100 test images"
+    assert said["pictures"][0].startswith("data/pictures.npz: 10 families of ")
     assert said["select"][0].startswith("select: tiny_") and "wrote models/best and reports/model_card.md" in said["select"][0]
     assert said["assess"][0].startswith("assess: tiny_") and ": unsure below 0." in said["assess"][0]
     assert said["assess"][0].split(":")[1].strip() == said["select"][0].split()[1]  # the variant select then chose

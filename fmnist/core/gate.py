@@ -18,7 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmnist.core.spread import Spread, Tolerances, Verdict, told_apart
+from fmnist.core import sight
+from fmnist.core.sight import POWER, WORDS, Sight
+from fmnist.core.spread import Spread, Tolerances, Verdict
 from fmnist.plumbing import paths
 from fmnist.plumbing.errors import StageError
 from fmnist.plumbing.paths import BASELINE
@@ -36,6 +38,7 @@ class Check:
     passed: bool
     reason: str = ""  # why it failed, for the summary line
     spread: Spread | None = None  # the value's seed spread, for the table's value column
+    sight: Sight | None = None  # a drop or reproduce check's comparison, with what it could see
 
 
 def _dvc(*args: str) -> str:
@@ -175,17 +178,118 @@ def check_drops(metrics: list[str], current: dict[str, object], reference: dict[
         if then is None:
             checks.append(Check(metric, now.mean, "drop", f"new, not at {ref}", True, spread=now))
             continue
-        verdict = told_apart(now, then, tolerances)
+        seen = sight.sight(now, then, tolerances)
+        verdict = seen.verdict
         allowed, change, fixed = verdict.allowed, verdict.difference, _fixed(verdict, now, then)
         if fixed:
             warnings.append(f"{metric}: {fixed} tolerance {allowed} (gates.fixed_tolerance); "
                             "train more than one seed (train.replicates) to measure the spread")
         passed = not verdict.a_lower
-        rule = f"{then.mean:.4f} ({change:+.4f}, allowed -{allowed:.4f}{' fixed' if fixed else ''})"
+        rule = f"{then.mean:.4f} ({change:+.4f}, allowed -{allowed:.4f}{' fixed' if fixed else ''}" \
+               f"{_detects(seen)}) {seen.word}"
         checks.append(Check(metric, now.mean, "drop", rule, passed, "" if passed else
                             f"dropped {-change:.4f} from {then.mean:.4f} at {ref} (allowed {allowed:.4f}"
-                            f"{', ' + fixed if fixed else ' = max(floor, k x SE of the difference)'})", now))
+                            f"{', ' + fixed if fixed else ' = max(floor, k x SE of the difference)'})", now, seen))
     return checks, warnings
+
+
+def _detects(seen: Sight, sign: str = "") -> str:
+    return "" if seen.detectable is None else f", detects {sign}{seen.detectable:.4f}"
+
+
+def sight_lines(checks: list[Check], detect: float) -> list[str]:
+    """What the drop (or reproduction) checks could see, under the table: how many of each verdict, the range of
+    drops they catch with 80% power and those that cannot catch `detect` (params.yaml gates.detect), and the
+    chance of at least one false alarm across them all (at most the sum of each check's, whatever their
+    dependence; twice each one-way chance for a reproduction, which fails a change either way)."""
+    compared = [check for check in checks if check.sight is not None and check.sight.verdict.allowed is not None]
+    if not compared:
+        return []
+    reproduce = compared[0].kind == "reproduce"
+    lines = []
+    if not reproduce:
+        counts = {word: sum(check.sight.word == word for check in compared) for word in WORDS}
+        lines.append(f"{len(compared)} drop checks: " + ", ".join(f"{count} {word}" for word, count in counts.items())
+                     + " (only a regression fails)")
+    known = [(check.metric, check.sight.detectable) for check in compared if check.sight.detectable is not None]
+    if known:
+        blind = [metric for metric, detectable in known if detectable > detect + 1e-12]
+        lines.append(f"each detects, {POWER:.0%} of the time, a true {'change' if reproduce else 'drop'} of "
+                     f"{min(d for _, d in known):.4f} to {max(d for _, d in known):.4f}; "
+                     + (f"{len(blind)} of {len(known)} cannot see gates.detect = {detect:g} (make power: the seeds "
+                        f"they need): {', '.join(blind)}" if blind else f"all see gates.detect = {detect:g}"))
+    chances = [check.sight.false_alarm for check in compared]
+    if None in chances:
+        lines.append(f"false alarm: not known ({chances.count(None)} of {len(compared)} checks use the fixed "
+                     "tolerance: no spread)")
+    else:
+        sides = 2 if reproduce else 1
+        each = f"{sides * min(chances):.2%}" + ("" if f"{min(chances):.4%}" == f"{max(chances):.4%}"
+                                                 else f" to {sides * max(chances):.2%}")
+        lines.append(f"false alarm: at most {min(1.0, sides * sum(chances)):.1%} across the {len(compared)} checks "
+                     f"together (each {each}: {'2 ' if reproduce else ''}P(T > allowed / SE), Welch's degrees "
+                     "of freedom)")
+    return lines
+
+
+@dataclass
+class Need:
+    """What one gated metric needs to see gates.detect: its spread now, what it detects with the seeds it has,
+    and the seeds that would let it detect `detect` (None: more than gates.max_replicates)."""
+    metric: str
+    spread: Spread
+    detects: float
+    replicates: int | None
+    at_most: float  # what it detects with gates.max_replicates seeds
+    folds: bool = False  # the baseline's: a spread across CV folds, which more seeds do not change
+
+
+def power(metrics: list[str], current: dict[str, object], tolerances: Tolerances, detect: float,
+          most: int) -> list[Need]:
+    """For each gated metric with a measured spread, the seeds (replicates) per side that bring its detectable drop
+    to `detect` or below, the committed std taken as the truth on both sides of a future comparison."""
+    needs = []
+    for metric in metrics:
+        now = spread_of(metric, current)
+        if now is None or not now.estimable:
+            continue
+        if f"{metric.partition('.')[0]}.cv_folds" in current:  # deterministic; its spread is its folds'
+            needs.append(Need(metric, now, sight.sight(now, now, tolerances).detectable, None, float("nan"), True))
+            continue
+        widest = Spread(now.mean, now.std, most)
+        needs.append(Need(metric, now, sight.sight(now, now, tolerances).detectable,
+                          sight.replicates_to_detect(now.std, detect, tolerances, most),
+                          sight.sight(widest, widest, tolerances).detectable))
+    return needs
+
+
+def power_table(needs: list[Need], detect: float, most: int) -> str:
+    lines = [("metric", "std (n)", "detects with n", f"seeds to detect {detect:g}")]
+    for need in needs:
+        seeds = ("- (CV folds, not seeds)" if need.folds else str(need.replicates) if need.replicates
+                 else f"> {most} (detects {need.at_most:.4f} with {most})")
+        lines.append((need.metric, f"{need.spread.std:.4f} ({need.spread.n})", f"{need.detects:.4f}", seeds))
+    return _columns(lines)
+
+
+def power_advice(needs: list[Need], detect: float, most: int) -> list[str]:
+    """What to set: train.replicates (every variant's seeds) as the largest need within `most`, and the metrics
+    that no number of seeds up to `most` lets see `detect`."""
+    seeded = [need for need in needs if not need.folds]
+    if not seeded:
+        return ["no variant's mean has a measured spread (train.replicates is 1): nothing to work out"]
+    reachable = [need.replicates for need in seeded if need.replicates]
+    lines = []
+    if reachable:
+        now = max(need.spread.n for need in seeded)
+        widest = max(reachable)
+        lines.append(f"to detect {detect:g} in every gated mean that can: train.replicates: {widest}"
+                     + (f" (now {now}; enough already)" if widest <= now else f" (now {now})"))
+    lines += [f"{need.metric}: not even {most} seeds detect {detect:g} (gates.max_replicates); with {most} it "
+              f"detects {need.at_most:.4f}" for need in seeded if need.replicates is None]
+    lines += [f"{need.metric}: its spread is across the baseline's CV folds (the fit is deterministic), which "
+              f"seeds do not change; it detects {need.detects:.4f}" for need in needs if need.folds]
+    return lines
 
 
 def _spread_metrics(metrics: dict[str, object]) -> set[str]:
@@ -214,15 +318,17 @@ def check_reproduced(current: dict[str, object], reference: dict[str, object], r
             checks.append(Check(metric, now.mean if now else None, "reproduce", "missing", False,
                                 f"missing {where}", now))
             continue
-        verdict = told_apart(now, then, tolerances)
+        seen = sight.sight(now, then, tolerances)
+        verdict = seen.verdict
         allowed, difference, fixed = verdict.allowed, verdict.difference, _fixed(verdict, now, then)
         if fixed:
             warnings.append(f"{metric}: {fixed} tolerance {allowed} (gates.fixed_tolerance)")
         passed = not verdict.apart
         checks.append(Check(metric, now.mean, "reproduce",
-                            f"{then.mean:.4f} ({difference:+.4f}, within ±{allowed:.4f}{' fixed' if fixed else ''})",
+                            f"{then.mean:.4f} ({difference:+.4f}, within ±{allowed:.4f}{' fixed' if fixed else ''}"
+                            f"{_detects(seen, '±')})",
                             passed, "" if passed else f"differs by {difference:+.4f} from {then.mean:.4f} at {ref} "
-                            f"(allowed ±{allowed:.4f})", now))
+                            f"(allowed ±{allowed:.4f})", now, seen))
     statistics = {f"{metric.partition('.')[0]}.{suffix}" for metric in gated
                   for suffix in ("seeds", "cv_folds", "val_accuracy_std", "test_accuracy_std", "cv_accuracy_std")}
     single = sorted(m for m in set(current) | set(reference) if m.partition(".")[2] in SINGLE_SEED_KEYS
@@ -242,9 +348,10 @@ def check_reproduced(current: dict[str, object], reference: dict[str, object], r
 
 
 def read_run_log(path: Path) -> list[str]:
-    """The stages a run executed, in order, from the file stages append to ($FMNIST_RUN_LOG)."""
+    """The stages a run executed, in order, from the file stages append to ($FMNIST_RUN_LOG): a line each, the stage's
+    name first (its seconds after it)."""
     try:
-        return [line for line in path.read_text(encoding="utf-8").split() if line]
+        return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError:
         raise StageError(f"{path}: not found: no stage of this run completed (was $FMNIST_RUN_LOG set for it?)") from None
 
@@ -268,13 +375,20 @@ def table(checks: list[Check], headers: dict[str, str]) -> str:
     rows: dict[str, dict] = {}
     for check in checks:
         row = rows.setdefault(check.metric, {"value": check.value, "spread": check.spread, "passed": True})
-        row[check.kind] = f"{check.rule} {'ok' if check.passed else 'FAIL'}"
+        # A drop's verdict says it (only "regression" fails); other checks end in ok or FAIL.
+        said = check.kind == "drop" and check.sight is not None and check.sight.verdict.allowed is not None
+        row[check.kind] = check.rule + ("" if said and check.passed else " ok" if check.passed else " FAIL")
         row["passed"] = row["passed"] and check.passed
     kinds = [kind for kind in headers if any(check.kind == kind for check in checks)]
     lines = [("metric", "mean ± std (n)", *(headers[kind] for kind in kinds), "result")]
     for metric, row in rows.items():
         lines.append((metric, _value_cell(row["value"], row["spread"]), *(row.get(kind, "") for kind in kinds),
                       "pass" if row["passed"] else "FAIL"))
+    return _columns(lines)
+
+
+def _columns(lines: list[tuple[str, ...]]) -> str:
+    """Rows of cells as aligned columns, a rule of dashes under the first (the header)."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))

@@ -18,6 +18,9 @@ What differs from training seed by seed is only float rounding (batched kernels)
 streams' origin. Callbacks are replayed per replicate from its own per-epoch validation loss with
 Keras's own rules (EarlyStopping, ModelCheckpoint save_best_only), and each replicate is scored on
 validation and test with the weights those rules pick. Scores only: replicate models are not saved.
+A replicate whose EarlyStopping has fired leaves the stack; the others go on in a smaller one, each exactly as
+it would have (its own slices of the weights, optimizer state and random generators; never a stack of one, which
+XLA rounds otherwise).
 
 The train stage runs them in a child process (`python -m fmnist.core.replicates <variant>`) while it
 trains the chapter's seed (which alone keeps about one core busy), and in a process of its own the stack
@@ -46,7 +49,7 @@ from fmnist.core import dataset, models  # noqa: E402
 from fmnist.core.dataset import Split
 from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.plumbing import params, runner  # noqa: E402
-from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams
+from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams, family
 
 EPSILON = 1e-7  # keras.config.epsilon(): sparse_categorical_crossentropy clips probabilities to it
 
@@ -162,15 +165,42 @@ def summed_crossentropy(y_true, y_pred):
     return ops.sum(keras.losses.sparse_categorical_crossentropy(y_true, y_pred), axis=-1)
 
 
-def build_stack(spec: Variant, seeds: list[int], train_x: np.ndarray) -> tuple[keras.Model, keras.Model]:
-    """(training model: indices -> probabilities, scoring model: images -> probabilities), sharing weights."""
+@dataclass
+class Stack:
+    """The stacked models of some replicates, sharing weights: `training` maps a batch of each replicate's rows
+    (batch, K) to probabilities, `scoring` maps images to every replicate's probabilities (batch, K, classes)."""
+
+    seeds: list[int]
+    training: keras.Model
+    scoring: keras.Model
+    augmentation: StackedAugmentation | None
+    dropouts: list[StackedDropout]
+
+    def generators(self) -> list[list[keras.random.SeedGenerator]]:
+        """Per replicate, every random generator it owns (dropout masks, augmentation draws), in a fixed order."""
+        owned: list[list[keras.random.SeedGenerator]] = [[] for _ in self.seeds]
+        for dropout in self.dropouts:
+            for k, generator in enumerate(dropout.generators):
+                owned[k].append(generator)
+        if self.augmentation is not None:
+            for k, pipeline in enumerate(self.augmentation.pipelines):
+                owned[k] += [layer.generator for layer in pipeline]
+        return owned
+
+
+def build_stack(spec: Variant, seeds: list[int], train_x: np.ndarray) -> Stack:
+    """The stacked training and scoring models of one replicate per seed (see Stack)."""
     layers: list[keras.layers.Layer] = []
+    augmentation = None
     if spec.augmentation is not None:  # seeds as the lone model's: models.build(..., seed)
-        layers.append(StackedAugmentation(spec.augmentation, seeds))
+        augmentation = StackedAugmentation(spec.augmentation, seeds)
+        layers.append(augmentation)
+    dropouts: list[StackedDropout] = []
     for index, layer in enumerate(spec.hidden):
         layers.append(StackedDense(layer.units, layer.activation, [models.derived_seed(s, index, 0) for s in seeds]))
         if layer.dropout > 0:
-            layers.append(StackedDropout(layer.dropout, [models.derived_seed(s, index, 1) for s in seeds]))
+            dropouts.append(StackedDropout(layer.dropout, [models.derived_seed(s, index, 1) for s in seeds]))
+            layers.append(dropouts[-1])
     layers.append(StackedDense(NUM_CLASSES, "softmax", [models.derived_seed(s, len(spec.hidden), 0) for s in seeds]))
 
     def head(x):
@@ -182,7 +212,37 @@ def build_stack(spec: Variant, seeds: list[int], train_x: np.ndarray) -> tuple[k
     training = keras.Model(indices, head(GatherBatches(train_x.reshape(len(train_x), -1))(indices)))
     images = keras.Input(shape=train_x.shape[1:])
     scoring = keras.Model(images, head(Broadcast(len(seeds))(images)))
-    return training, scoring
+    return Stack(seeds, training, scoring, augmentation, dropouts)
+
+
+def compile_stack(stack: Stack, spec: Variant, shared: TrainParams) -> None:
+    """XLA: twice as fast here on TensorFlow (whose "auto" never picks it on a CPU), and deterministic on the CPU.
+    Keras refuses it, with this warning, in a TensorFlow process that turned op determinism on (the chapter
+    seed's run, when the replicates train in the same process): its own kernels are used then."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
+        stack.training.compile(optimizer=models.make_optimizer(spec), loss=summed_crossentropy,
+                               steps_per_execution=shared.steps_per_execution, jit_compile=True)
+
+
+def keeping(stack: Stack, spec: Variant, shared: TrainParams, train_x: np.ndarray, positions: list[int]) -> Stack:
+    """A smaller stack that goes on exactly where the replicates at `positions` of `stack` are: their weights,
+    optimizer state (moments, step count) and random generators' states. Each replicate's slice is computed
+    on its own (batched matmuls, element-wise updates), so its training goes on as it would have in the larger
+    stack; tests/test_replicates.py holds that."""
+    smaller = build_stack(spec, [stack.seeds[k] for k in positions], train_x)
+    compile_stack(smaller, spec, shared)
+    smaller.training.optimizer.build(smaller.training.trainable_variables)
+    for old, new in zip(stack.training.trainable_variables, smaller.training.trainable_variables):
+        new.assign(np.asarray(old)[positions])
+    for old, new in zip(stack.training.optimizer.variables, smaller.training.optimizer.variables):
+        value = np.asarray(old)  # the step count and learning rate are scalars; a slot has the variable's shape
+        new.assign(value if value.shape == tuple(new.shape) else value[positions])
+    generators = stack.generators()
+    for new_own, k in zip(smaller.generators(), positions):
+        for old, new in zip(generators[k], new_own):
+            new.state.assign(old.state)
+    return smaller
 
 
 def scores(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,61 +293,104 @@ def seeds_of(shared: TrainParams) -> list[int]:
     return [shared.seed + i for i in range(shared.replicates)]
 
 
-def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val: Split, test: Split | None,
-        on_epoch: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
-    """Train one replicate per seed together; return each one's scores and epochs (see module docstring).
-    Deterministic: same seeds, data, machine and backend give the same results. on_epoch(epoch, val_loss,
-    val_accuracy), one value per replicate, follows every validated epoch and may raise to stop training (a
-    pruned tuning trial). Without a test split (tuning: never test) the test scores are None."""
+@dataclass
+class StackRun:
+    """A stack's training, every epoch of it: per replicate its monitored values and weights (the record of a
+    family's shared trajectory, fmnist.core.trajectories)."""
+
+    seeds: list[int]
+    histories: list[dict[str, list[float]]]  # per replicate: val_loss and val_accuracy per epoch (validated runs)
+    snapshots: list[list[list[np.ndarray]]]  # per replicate, per epoch: the replicate's slice of every weight
+    train_seconds: float
+
+    def epochs(self, replicate: int) -> int:
+        return len(self.snapshots[replicate])
+
+    def record(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(what a memo's record.json holds, its arrays)."""
+        arrays = {f"r{i}/e{e + 1}/w{w}": value for i, epochs in enumerate(self.snapshots)
+                  for e, weights in enumerate(epochs) for w, value in enumerate(weights)}
+        histories = [{key: [float(value) for value in values] for key, values in history.items()}
+                     for history in self.histories]
+        return {"seeds": self.seeds, "histories": histories, "train_seconds": self.train_seconds,
+                "epochs": [self.epochs(i) for i in range(len(self.seeds))]}, arrays
+
+    @classmethod
+    def recalled(cls, record: dict, arrays: dict[str, np.ndarray]) -> "StackRun":
+        weights = len({name.rpartition("/")[2] for name in arrays})
+        snapshots = [[[arrays[f"r{i}/e{e + 1}/w{w}"] for w in range(weights)] for e in range(epochs)]
+                     for i, epochs in enumerate(record["epochs"])]
+        return cls(record["seeds"], record["histories"], snapshots, record["train_seconds"])
+
+
+def until(history: dict[str, list[float]], epochs: int) -> dict[str, list[float]]:
+    """A history as it stood after `epochs` epochs."""
+    return {key: values[:epochs] for key, values in history.items()}
+
+
+def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[int], train: Split, val: Split,
+                on_epoch: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> tuple[StackRun, Stack]:
+    """Train one replicate per seed of the members' shared trajectory (one member: the variant itself) until every
+    member's result is settled for every replicate (trajectories.done); a replicate settled for all of them leaves
+    the stack, and the others go on in a smaller one. on_epoch: see fit(). Returns the run and the full stack."""
+    from fmnist.core import trajectories
+
+    spec = next(iter(members.values()))
+    epochs, validation = trajectories.epochs_needed(members), trajectories.validated(members)
     models.set_seeds(seeds[0])  # every random stream below is seeded explicitly; this is for the rest
-    training, scoring = build_stack(spec, seeds, train.x)
-    # XLA: twice as fast here on TensorFlow (whose "auto" never picks it on a CPU), and deterministic on the
-    # CPU. Keras refuses it, with this warning, in a TensorFlow process that turned op determinism on (the
-    # chapter seed's run, when the replicates train in the same process): its own kernels are used then.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
-        training.compile(optimizer=models.make_optimizer(spec), loss=summed_crossentropy,
-                         steps_per_execution=shared.steps_per_execution, jit_compile=True)
+    full = build_stack(spec, seeds, train.x)
+    compile_stack(full, spec, shared)
+    stack, training_now = full, list(range(len(seeds)))  # the replicates still training: indices into seeds
     shufflers = [np.random.default_rng(seed) for seed in seeds]
     batch_size = spec.batch_size or shared.batch_size
-
-    history = {"val_loss": [], "val_accuracy": []}  # per epoch: one value per replicate
-    snapshots = []  # per epoch: the stacked weights (validated variants only: a callback may pick any epoch)
-
-    def replay_each() -> list[Replay]:
-        return [replay_callbacks(spec, {key: [epoch[i] for epoch in series] for key, series in history.items()})
-                for i in range(len(seeds))]
+    run = StackRun(seeds, [{"val_loss": [], "val_accuracy": []} if validation else {} for _ in seeds],
+                   [[] for _ in seeds], 0.0)
 
     started = time.perf_counter()
-    for _ in range(spec.epochs):
-        order = np.stack([rng.permutation(len(train.y)) for rng in shufflers], axis=1)
-        training.fit(order.astype(np.int32), train.y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-        if not spec.validation:
-            continue
-        val_loss, val_accuracy = scores(scoring.predict(val.x, batch_size=1000, verbose=0), val.y)
-        history["val_loss"].append(val_loss)
-        history["val_accuracy"].append(val_accuracy)
-        snapshots.append([np.array(w) for w in training.trainable_weights])
-        if on_epoch is not None:
-            on_epoch(len(history["val_loss"]), val_loss, val_accuracy)
-        if all(replay.stopped_epoch is not None for replay in replay_each()):
-            break  # every replicate's EarlyStopping has fired: later epochs could change nothing
-    train_seconds = time.perf_counter() - started
+    for epoch in range(1, epochs + 1):
+        order = np.stack([shufflers[i].permutation(len(train.y)) for i in training_now], axis=1)
+        stack.training.fit(order.astype(np.int32), train.y[order], batch_size=batch_size, epochs=1, shuffle=False,
+                           verbose=0)
+        weights = [np.array(w) for w in stack.training.trainable_weights]
+        for position, i in enumerate(training_now):
+            run.snapshots[i].append([w[position] for w in weights])
+        if validation:
+            val_loss, val_accuracy = scores(stack.scoring.predict(val.x, batch_size=1000, verbose=0), val.y)
+            for position, i in enumerate(training_now):
+                run.histories[i]["val_loss"].append(val_loss[position])
+                run.histories[i]["val_accuracy"].append(val_accuracy[position])
+            if on_epoch is not None:
+                on_epoch(epoch, val_loss, val_accuracy)
+        going_on = [position for position, i in enumerate(training_now)
+                    if not all(trajectories.done(member, run.histories[i], epoch) for member in members.values())]
+        if not going_on:
+            break  # every replicate settled for every member: later epochs could change nothing
+        if len(going_on) == 1 < len(training_now):  # a stack of one rounds otherwise (XLA drops the batch axis):
+            going_on = sorted({going_on[0], next(p for p in range(len(training_now)) if p != going_on[0])})
+        if on_epoch is None and len(going_on) < len(training_now):
+            stack = keeping(stack, spec, shared, train.x, going_on)
+            training_now = [training_now[position] for position in going_on]
+    run.train_seconds = round(time.perf_counter() - started, 3)
+    return run, full
 
+
+def score(spec: Variant, run: StackRun, full: Stack, val: Split, test: Split | None) -> dict:
+    """Each replicate's result for `spec` from a run of its trajectory: the epoch its callbacks keep (by Keras's
+    rules, on its own history up to spec's epochs), put back into its slice of `full` (a stack of all the run's
+    seeds) and scored on validation and test."""
     if spec.validation:
-        replays = replay_each()
-        # Put each replicate's kept epoch back into its slice of the stacked weights.
-        kept = [np.stack([snapshots[r.kept_epoch - 1][w][i] for i, r in enumerate(replays)])
-                for w in range(len(training.trainable_weights))]
-        for variable, value in zip(training.trainable_weights, kept):
-            variable.assign(value)
+        replays = [replay_callbacks(spec, until(history, spec.epochs)) for history in run.histories]
     else:
-        replays = [Replay(spec.epochs, None, None, spec.epochs) for _ in seeds]
-    val_loss, val_accuracy = scores(scoring.predict(val.x, batch_size=1000, verbose=0), val.y)
+        replays = [Replay(spec.epochs, None, None, spec.epochs) for _ in run.seeds]
+    kept = [np.stack([run.snapshots[i][r.kept_epoch - 1][w] for i, r in enumerate(replays)])
+            for w in range(len(full.training.trainable_weights))]
+    for variable, value in zip(full.training.trainable_weights, kept):
+        variable.assign(value)
+    val_loss, val_accuracy = scores(full.scoring.predict(val.x, batch_size=1000, verbose=0), val.y)
     if test is not None:
-        test_loss, test_accuracy = scores(scoring.predict(test.x, batch_size=1000, verbose=0), test.y)
+        test_loss, test_accuracy = scores(full.scoring.predict(test.x, batch_size=1000, verbose=0), test.y)
     else:
-        test_loss = test_accuracy = [None] * len(seeds)
+        test_loss = test_accuracy = [None] * len(run.seeds)
     per_seed = [{
         "seed": seed,
         "val_accuracy": float(val_accuracy[i]),
@@ -297,17 +400,53 @@ def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val:
         "epochs_run": replays[i].epochs_run,
         "stopped_epoch": replays[i].stopped_epoch,
         "best_epoch": replays[i].best_epoch,
-    } for i, seed in enumerate(seeds)]
-    return {"per_seed": per_seed, "train_seconds": round(train_seconds, 3)}
+    } for i, seed in enumerate(run.seeds)]
+    return {"per_seed": per_seed, "train_seconds": run.train_seconds}
+
+
+def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val: Split, test: Split | None,
+        on_epoch: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
+    """Train one replicate per seed together; return each one's scores and epochs (see module docstring).
+    Deterministic: same seeds, data, machine and backend give the same results. A replicate whose EarlyStopping
+    has fired leaves the stack (the others go on in a smaller one): later epochs could not change its result.
+    on_epoch(epoch, val_loss, val_accuracy), one value per replicate, follows every validated epoch and may
+    raise to stop training (a pruned tuning trial); with it every replicate trains until the last one stops,
+    so that each epoch reports all of them, as the committed tuning study's trials did. Without a test split
+    (tuning: never test) the test scores are None."""
+    run, full = train_stack({"": spec}, shared, seeds, train, val, on_epoch)
+    return score(spec, run, full, val, test)
+
+
+def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, seeds: list[int], train: Split,
+               val: Split, test: Split) -> dict:
+    """fit() for `name`, a member of a family that shares one trajectory: trained once for the family (or found
+    kept from an earlier stage, fmnist.core.trajectories), then scored for `name`. The same result as fit()."""
+    from fmnist.core import trajectories
+
+    key = trajectories.fingerprint(members, shared, seeds, "stack", [train.x, train.y, val.x, val.y])
+    memo = trajectories.recall(key)
+    run = StackRun.recalled(*memo) if memo else None
+    if run is None or not all(trajectories.done(members[name], history, run.epochs(i))
+                              for i, history in enumerate(run.histories)):
+        run, full = train_stack(members, shared, seeds, train, val)
+        trajectories.keep(key, *run.record())
+    else:
+        models.set_seeds(seeds[0])
+        full = build_stack(members[name], seeds, train.x)
+    return score(members[name], run, full, val, test)
 
 
 def main() -> None:
-    """`python -m fmnist.core.replicates <variant>`: train the variant's other seeds, print the result as JSON."""
-    shared = params.load(TrainParams)
-    name = sys.argv[1]
-    spec = params.load(VariantsParams).root[name]
+    """`python -m fmnist.core.replicates <variant> [--alone]`: train the variant's other seeds (with the variants
+    that share its trajectory, unless --alone), print the result as JSON."""
+    shared, variants = params.load(TrainParams), params.load(VariantsParams).root
+    name, alone = sys.argv[1], "--alone" in sys.argv[2:]
+    members = {name: variants[name]} if alone else family(name, variants, shared)
     splits = [dataset.load_prepared(split) for split in dataset.SPLITS]
-    print(json.dumps(fit(spec, shared, seeds_of(shared)[1:], *splits)))
+    others = seeds_of(shared)[1:]
+    result = (fit_shared(name, members, shared, others, *splits) if len(members) > 1
+              else fit(variants[name], shared, others, *splits))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -7,15 +7,19 @@ picture counts as wrong and as disagreeing). The pictures are generated from a s
 """
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import math
+import os
 import zlib
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from fmnist.core import calibration, dataset, images
+from fmnist.plumbing.errors import StageError
 
 # What each family changes; `combined` draws every change at once. Ranges: what a product photo on a plain backdrop
 # plausibly has (a studio's off-white or grey sweep, any garment colour, framing, a hand-held tilt, soft focus and
@@ -106,21 +110,51 @@ class Pictures(NamedTuple):
     families: dict[str, tuple[np.ndarray, list[int]]]  # family: (the accepted pictures as 28x28 uint8, their indices)
 
 
+def _family_pictures(garments: np.ndarray, name: str, seed: int) -> tuple[np.ndarray, list[int]]:
+    """One family's pictures of `garments` through predict's preprocessing: (the accepted ones, their indices)."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])  # a family's draws: its own, in any order
+    made, kept = [], []
+    for index, garment in enumerate(garments):
+        try:
+            made.append(images.to_fashion_mnist(photo(garment, rng, name)))
+            kept.append(index)
+        except images.ImageError:
+            pass
+    return (np.stack(made) if made else np.zeros((0, 28, 28), dtype=np.uint8)), kept
+
+
 def make_pictures(test: dataset.Split, count: int, seed: int) -> Pictures:
     """Every family's pictures of the first `count` test images, each family drawn from its own seed, taken through
-    predict's own preprocessing; a picture it refuses is left out (and counted against the model in measure())."""
-    garments, labels, families = as_garments(test.x[:count]), test.y[:count], {}
-    for name in FAMILIES:
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])  # a family's draws: its own, in any order
-        made, kept = [], []
-        for index, garment in enumerate(garments):
-            try:
-                made.append(images.to_fashion_mnist(photo(garment, rng, name)))
-                kept.append(index)
-            except images.ImageError:
-                pass
-        families[name] = (np.stack(made) if made else np.zeros((0, 28, 28), dtype=np.uint8), kept)
-    return Pictures(garments, labels, families)
+    predict's own preprocessing; a picture it refuses is left out (and counted against the model in measure()).
+    The families are made in processes of their own, one per core: the preprocessing is Python and Pillow, about
+    8 ms a picture, and each family's draws are its own, so the pictures do not depend on how many cores there are."""
+    garments, labels = as_garments(test.x[:count]), test.y[:count]
+    workers = min(len(FAMILIES), os.cpu_count() or 1)
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        made = pool.map(_family_pictures, [garments] * len(FAMILIES), FAMILIES, [seed] * len(FAMILIES))
+        return Pictures(garments, labels, dict(zip(FAMILIES, made)))
+
+
+def save_pictures(pictures: Pictures) -> bytes:
+    """The pictures as one .npz file's bytes: the garments, their labels, and each family's pictures and indices."""
+    arrays = {"garments": pictures.garments, "labels": pictures.labels}
+    for name, (made, kept) in pictures.families.items():
+        arrays[f"{name}/pictures"], arrays[f"{name}/indices"] = made, np.asarray(kept, dtype=np.int64)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_pictures(path: Path) -> Pictures:
+    """What save_pictures wrote (the pictures stage's output); a StageError naming the file if it is not that."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            families = {name: (arrays[f"{name}/pictures"], arrays[f"{name}/indices"].tolist()) for name in FAMILIES}
+            return Pictures(arrays["garments"], arrays["labels"], families)
+    except FileNotFoundError:
+        raise StageError(f"{path}: not found; run `dvc repro pictures` first") from None
+    except (OSError, ValueError, KeyError) as error:
+        raise StageError(f"{path}: unreadable pictures ({error}); run `dvc repro pictures` again") from None
 
 
 def measure(model, pictures: Pictures, threshold: float) -> dict:

@@ -4,6 +4,7 @@ Import only after fmnist.core.backend.use().
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 from dvclive import Live
 from dvclive.utils import standardize_metric_name
 
-from fmnist.core import models, replicates
+from fmnist.core import models, replicates, trajectories
 from fmnist.core.dataset import Split
 from fmnist.plumbing import atomic, paths
 from fmnist.plumbing.paths import (
@@ -94,21 +95,126 @@ def summarize(spec: Variant, history: dict[str, list[float]], callbacks) -> dict
     return {"epochs_run": epochs_run, "stopped_epoch": stopped_epoch, "best_epoch": best_epoch}
 
 
+class EpochRecord(keras.callbacks.Callback):
+    """A family's shared trajectory as fit runs it (fmnist.core.trajectories): after every epoch its logs, the
+    model's weights and the optimizer's state; and the stop, once every member's result is settled."""
+
+    def __init__(self, members: dict[str, Variant]):
+        super().__init__()
+        self.members, self.logs, self.seconds, self.arrays = members, [], [], {}
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs.append(dict(logs or {}))
+        self.seconds.append(round(time.perf_counter() - self.started, 3))
+        for index, value in enumerate(self.model.get_weights()):
+            self.arrays[f"e{epoch + 1}/w{index}"] = value
+        for index, variable in enumerate(self.model.optimizer.variables):
+            self.arrays[f"e{epoch + 1}/o{index}"] = np.array(variable)
+        if all(trajectories.done(spec, validation_history(self.logs), epoch + 1) for spec in self.members.values()):
+            self.model.stop_training = True
+
+
+def validation_history(logs: list[dict]) -> dict[str, list[float]]:
+    return {key: [entry[key] for entry in logs] for key in ("val_loss", "val_accuracy") if logs and key in logs[0]}
+
+
+def fit_trajectory(members: dict[str, Variant], shared: TrainParams, train: Split, val: Split) -> tuple[dict, dict]:
+    """Seed 42's fit of a family's shared trajectory, as long as its members need: (record, arrays) to keep."""
+    spec = next(iter(members.values())).model_copy(update={
+        "epochs": trajectories.epochs_needed(members), "validation": trajectories.validated(members)})
+    models.seed_everything(shared.seed)
+    batch_size = spec.batch_size or shared.batch_size
+    model = models.compile_model(models.build(next(iter(members)), spec, shared.seed), spec, shared)
+    recorder = EpochRecord(members)
+    model.fit(train.x, train.y, epochs=spec.epochs, batch_size=batch_size,
+              validation_data=(val.x, val.y) if spec.validation else None, callbacks=[recorder], verbose=2)
+    return {"logs": recorder.logs, "seconds": recorder.seconds, "validated": spec.validation}, recorder.arrays
+
+
+def derive(name: str, spec: Variant, shared: TrainParams, record: dict, arrays: dict, model_dir: Path,
+           history_dir: Path) -> dict:
+    """A family member's files from its shared trajectory, as fit() with the member's callbacks writes them: the
+    whole model with the weights its callbacks keep (and the optimizer's state of its last epoch), the weights
+    file, the best checkpoint, the per-epoch history and the summary."""
+    logs = record["logs"]
+    if spec.validation:
+        replay = replicates.replay_callbacks(spec, replicates.until(validation_history(logs), spec.epochs))
+    else:
+        replay = replicates.Replay(spec.epochs, None, None, spec.epochs)
+        logs = [{key: value for key, value in entry.items() if not key.startswith("val_")} for entry in logs]
+    # Layers are named in the order a process makes them (dense, dense_1, ...) and the weights file holds the
+    # names: a fresh count, as the member's own process would have.
+    keras.backend.clear_session()
+    model = models.compile_model(models.build(name, spec, shared.seed), spec, shared)
+    model.optimizer.build(model.trainable_variables)
+
+    def load(weights_epoch: int, optimizer_epoch: int) -> None:
+        for index, variable in enumerate(model.weights):
+            variable.assign(arrays[f"e{weights_epoch}/w{index}"])
+        for index, variable in enumerate(model.optimizer.variables):
+            variable.assign(arrays[f"e{optimizer_epoch}/o{index}"])
+
+    if spec.callbacks.checkpoint is not None:  # ModelCheckpoint saved the model at the end of its best epoch
+        load(replay.best_epoch, replay.best_epoch)
+        model.save(model_dir / CHECKPOINT_FILE)
+    # After fit, the model holds its last epoch's weights, or the best epoch's where EarlyStopping restores them
+    # (ModelCheckpoint restores nothing: its file is the best).
+    stopping = spec.callbacks.early_stopping
+    restored = stopping is not None and stopping.restore_best_weights
+    load(replay.best_epoch if restored else replay.epochs_run, replay.epochs_run)
+    model.save(model_dir / MODEL_FILE)
+    model.save_weights(model_dir / WEIGHTS_FILE)
+    history = LiveHistory(Live(str(history_dir), dvcyaml=False, save_dvc_exp=False, report=None))
+    for epoch, entry in enumerate(logs[:replay.epochs_run]):
+        history.on_epoch_end(epoch, entry)
+    history.on_train_end()
+    summary = {"epochs_run": replay.epochs_run, "stopped_epoch": replay.stopped_epoch,
+               "best_epoch": replay.best_epoch if spec.validation else None, "seed": shared.seed,
+               "train_seconds": record["seconds"][replay.epochs_run - 1], "backend": keras.backend.backend()}
+    atomic.write_json(model_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, train: Split, val: Split,
+               model_dir: Path, history_dir: Path) -> dict:
+    """fit() for `name`, a member of a family that shares one trajectory: trained once for the family (or found
+    kept from an earlier stage, fmnist.core.trajectories), then made into `name`'s files. The same files as fit()."""
+    key = trajectories.fingerprint(members, shared, [shared.seed], "chapter", [train.x, train.y, val.x, val.y])
+    memo = trajectories.recall(key)
+    if memo is None or not trajectories.done(members[name], validation_history(memo[0]["logs"]),
+                                             len(memo[0]["logs"])):
+        memo = fit_trajectory(members, shared, train, val)
+        trajectories.keep(key, *memo)
+    return derive(name, members[name], shared, *memo, model_dir, history_dir)
+
+
 def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, test: Split,
-        outputs: Transaction | None = None, job: Child | None = None) -> tuple[dict, dict | None]:
+        outputs: Transaction | None = None, job: Child | None = None,
+        members: dict[str, Variant] | None = None) -> tuple[dict, dict | None]:
     """Train the chapter's seed and the other seeds' replicates (scores only; none when train.replicates is
     1) into models/<name> and reports/train/<name>, as outputs of the transaction `outputs` (the train stage's,
-    which adds the evaluation's files; without one, a transaction of these two folders alone). `job`: the
-    replicates, already training in a child process (the train stage); without one they are trained here,
-    afterwards. Returns (the chapter seed's summary, the replicates' result or None)."""
-    if outputs is None:
-        with Transaction(paths.stage_for(name)) as own:
-            return run(name, spec, shared, train, val, test, own, job)
+    which adds the evaluation's files; without one, a transaction of these two folders alone). `members`: the
+    variants that share name's trajectory (trajectories.family; by default name alone): with others, it is trained
+    once for them all. `job`: the replicates, already training in a child process (the train stage); without one
+    they are trained here, afterwards. Returns (the chapter seed's summary, the replicates' result or None)."""
+    members = members or {name: spec}
     others = replicates.seeds_of(shared)[1:]
-    model_dir, history_dir = outputs.folder(MODELS_DIR / name), outputs.folder(HISTORY_DIR / name)
-    summary = fit(name, spec, shared, train, val, model_dir, history_dir)
-    result = None
-    if others:
-        result = job.result() if job else replicates.fit(spec, shared, others, train, val, test)
-        atomic.write_json(model_dir / REPLICATES_FILE, result)
+    with contextlib.nullcontext(outputs) if outputs else Transaction(paths.stage_for(name)) as outputs:
+        model_dir, history_dir = outputs.folder(MODELS_DIR / name), outputs.folder(HISTORY_DIR / name)
+        if len(members) > 1:
+            summary = fit_shared(name, members, shared, train, val, model_dir, history_dir)
+        else:
+            summary = fit(name, spec, shared, train, val, model_dir, history_dir)
+        result = None
+        if others:
+            if job:
+                result = job.result()
+            elif len(members) > 1:
+                result = replicates.fit_shared(name, members, shared, others, train, val, test)
+            else:
+                result = replicates.fit(spec, shared, others, train, val, test)
+            atomic.write_json(model_dir / REPLICATES_FILE, result)
     return summary, result

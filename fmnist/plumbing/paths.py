@@ -3,6 +3,7 @@ from pathlib import Path
 
 RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")  # {train,val,test}.npz
+PICTURES = Path("data/pictures.npz")  # the pictures stage: photo-like pictures of test images, for assess
 MODELS_DIR = Path("models")  # <variant>/ holding the files below
 HISTORY_DIR = Path("reports/train")  # <variant>/: dvclive's per-epoch logs
 METRICS_DIR = Path("reports/metrics")  # <variant>.json, baseline.json: headline results (DVC metrics)

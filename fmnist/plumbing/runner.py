@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Callable, NoReturn
 
 from fmnist.plumbing import quiet
 from fmnist.plumbing.errors import StageError
 
 RUN_LOG = "FMNIST_RUN_LOG"  # environment: a file each stage that completes appends its name to (make reproduce)
+STARTED = time.perf_counter()  # a stage imports this module first thing: its seconds count from here
 
 
 def stage_name(module: str, argv: list[str]) -> str:
@@ -19,14 +21,14 @@ def stage_name(module: str, argv: list[str]) -> str:
 
 
 def record_run() -> None:
-    """Append this stage's name to $FMNIST_RUN_LOG, if set: the evidence a reproduction check needs that the stage
-    really ran, rather than being skipped by DVC as up to date."""
+    """Append this stage's name and seconds to $FMNIST_RUN_LOG, if set: the evidence a reproduction check needs
+    that the stage really ran, rather than being skipped by DVC as up to date (and benchmarks/floor.py's timings)."""
     log = os.environ.get(RUN_LOG)
     main_module = sys.modules.get("__main__")
     spec = getattr(main_module, "__spec__", None)
     if log and spec is not None and spec.name.startswith("stages."):
         with open(log, "a", encoding="utf-8") as handle:  # one short line in append mode: written whole
-            handle.write(stage_name(spec.name, sys.argv[1:]) + "\n")
+            handle.write(f"{stage_name(spec.name, sys.argv[1:])} {time.perf_counter() - STARTED:.1f}\n")
 
 
 def run(main: Callable[[], None]) -> NoReturn:

@@ -120,8 +120,8 @@ class Variant(Section):
 
     def describe_layers(self) -> str:
         """'Dense(100, relu) + Dropout(0.3) → Dense(10, softmax)' (after Flatten)."""
-        hidden = [f"Dense({l.units}, {l.activation})" + (f" + Dropout({l.dropout:g})" if l.dropout else "")
-                  for l in self.hidden]
+        hidden = [f"Dense({layer.units}, {layer.activation})"
+                  + (f" + Dropout({layer.dropout:g})" if layer.dropout else "") for layer in self.hidden]
         return " → ".join([*hidden, "Dense(10, softmax)"])
 
     def monitor(self) -> str:
@@ -165,3 +165,43 @@ class VariantsParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)],
             raise ValueError(f"'{taken[0]}' is taken ({RESERVED_NAMES[taken[0]]}): choose another variant name")
         return self
 
+
+
+# Variants that share a trajectory are trained once (fmnist/core/trajectories.py says how); which ones do is a fact
+# of params.yaml alone, worked out here.
+def trajectory_of(spec: Variant, shared: TrainParams) -> dict:
+    """What decides a variant's weights epoch by epoch (two variants with the same share a trajectory)."""
+    return {"hidden": [layer.model_dump() for layer in spec.hidden], "optimizer": spec.optimizer.model_dump(),
+            "batch_size": spec.batch_size or shared.batch_size,
+            "augmentation": spec.augmentation.model_dump() if spec.augmentation else None}
+
+
+def family(name: str, variants: dict[str, Variant], shared: TrainParams) -> dict[str, Variant]:
+    """The variants (in params.yaml's order, `name` among them) that share `name`'s trajectory. A family of one where
+    train.distribution is not `none` (a data-parallel fit is trained alone) and for a variant with augmentation (its
+    random layers' generators would have to be carried from epoch to epoch as well; none shares one today)."""
+    if shared.distribution != "none" or variants[name].augmentation is not None:
+        return {name: variants[name]}
+    own = trajectory_of(variants[name], shared)
+    return {other: spec for other, spec in variants.items()
+            if spec.augmentation is None and trajectory_of(spec, shared) == own}
+
+
+def families(variants: dict[str, Variant], shared: TrainParams) -> list[list[str]]:
+    """Every family of two or more, each in params.yaml's order, in the order of its first member."""
+    found: list[list[str]] = []
+    for name in variants:
+        members = list(family(name, variants, shared))
+        if len(members) > 1 and members not in found:
+            found.append(members)
+    return found
+
+
+def describe_families(variants: dict[str, Variant], shared: TrainParams) -> str:
+    """One line per family, for the params check and the docs: which variants train once, together."""
+    lines = []
+    for members in families(variants, shared):
+        longest = max(members, key=lambda member: variants[member].epochs)
+        others = ", ".join(f"{member} ({variants[member].epochs})" for member in members if member != longest)
+        lines.append(f"{longest} ({variants[longest].epochs} epochs) is trained once for {others}")
+    return "\n".join(lines)
