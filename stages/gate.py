@@ -71,6 +71,7 @@ def main() -> None:
         if ref:
             drops, warnings = gate.check_drops(list(gates.minimum), current, gate.metrics_at(ref), ref, tolerances)
             checks += drops
+            notes = gate.paired_lines(ref)
         title = "gate" + (f" (minimums; drop vs {ref})" if ref else " (minimums)")
         headers = {"minimum": "minimum", "drop": f"at {ref} (change, allowed drop)"}
 

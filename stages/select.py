@@ -1,8 +1,10 @@
 """Stage select: the variant params.yaml `select` picks (by validation, never test) becomes models/best.
 
 Writes models/best/model.keras (a byte-for-byte copy of the file train@<variant> scored), models/best/
-selection.json (which variant, why, its metrics, the data checksums and library versions) and
-reports/model_card.md. dvc.yaml registers models/best/model.keras as the artifact `fashion-classifier`.
+selection.json (which variant, why, its metrics, the data checksums and library versions),
+reports/model_card.md and reports/best_predictions.csv (its class for every test image, kept in git: the gate
+compares it image by image with the reference's). dvc.yaml registers models/best/model.keras as the artifact
+`fashion-classifier`.
 """
 from fmnist.core import dataset, results, selection, spread
 from fmnist.plumbing import atomic, params, paths, runner
@@ -35,9 +37,10 @@ def main() -> None:
         (folder / paths.BEST_MODEL_FILE).write_bytes(model_bytes)
         (folder / paths.SELECTION_FILE).write_text(atomic.json_text(selected))
         outputs.write_text(paths.MODEL_CARD, card)
+        outputs.write_text(paths.BEST_PREDICTIONS, results.predictions_csv(*results.test_predictions(best)))
     metrics = loaded[best].metrics
     print(f"select: {best} ({rule.describe()}: {metrics[rule.metric]:.4f} of {len(candidates)} candidates); "
-          f"wrote {paths.BEST_DIR} and {paths.MODEL_CARD}")
+          f"wrote {paths.BEST_DIR}, {paths.MODEL_CARD} and {paths.BEST_PREDICTIONS}")
 
 
 if __name__ == "__main__":

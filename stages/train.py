@@ -16,7 +16,7 @@ import time
 from fmnist.core import backend, dataset
 from fmnist.plumbing import errors, params, paths, processes, quiet, runner
 from fmnist.plumbing.transaction import Transaction
-from fmnist.schema.training import TrainParams, VariantsParams, family
+from fmnist.schema.training import TrainParams, VariantsParams, family, replicates_of
 
 
 def variant_spec(argv: list[str]):
@@ -45,7 +45,7 @@ def main() -> None:
     backend.use(shared.backend)
     # The other seeds train in a child process meanwhile (on a second core), the chapter's seed here.
     job = (processes.Child(f"training the other seeds of {name}", "fmnist.core.replicates", name,
-                           *([] if len(members) > 1 else ["--alone"])) if shared.replicates > 1 else None)
+                           *([] if len(members) > 1 else ["--alone"])) if replicates_of(spec, shared) > 1 else None)
     try:
         from fmnist.core import evaluation, training  # import keras: only after the backend is chosen
 

@@ -26,9 +26,11 @@ def test_the_readme_results_table_is_the_metrics_files():
 
 def test_the_gate_example_is_the_gate_run_on_the_committed_metrics(tmp_path):
     """docs/statistics.md shows `make gate GATE_ARGS="--ref HEAD"` on the committed results: run it for real (DVC,
-    git) on a copy of the project with reports/metrics, and the page must show exactly what it prints."""
+    git) on a copy of the project with reports/metrics and models/best's predictions, and the page must show
+    exactly what it prints."""
     repo = copy_project(tmp_path / "repo")
     shutil.copytree(REPO_ROOT / "reports/metrics", repo / "reports/metrics")
+    shutil.copy2(REPO_ROOT / "reports/best_predictions.csv", repo / "reports/best_predictions.csv")
     init_git_dvc_repo(repo)
     result = run_stage("gate", repo, args=("--ref", "HEAD"))
     assert result.returncode == 0, result.stderr

@@ -313,9 +313,48 @@ def test_power_names_the_seeds_each_mean_needs_and_leaves_the_baseline_out(repo)
     rows = table_rows(result.stdout)
     assert rows["checkpoint.val_accuracy_mean"][0] == "0.0080 (5)" and rows["checkpoint.val_accuracy_mean"][2] == "20"
     assert rows["baseline.cv_accuracy"][2] == "- (CV folds, not seeds)"
-    assert "to detect 0.01 in every gated mean that can: train.replicates: 20 (now 5)" in result.stdout
+    detects = sight.sight(spread.Spread(0, 0.008, 5), spread.Spread(0, 0.008, 5), RULE).detectable
+    assert ("to detect 0.01 with 80% power, set in params.yaml:\n"
+            f"  variants.checkpoint.replicates: 20  # now 5: detects {detects:.4f}\n") in result.stdout
+    assert "would detect it with fewer seeds: softmax (" in result.stdout  # σ 0.0027 over 5 seeds
     edit_params(repo, lambda d: d["gates"].update(max_replicates=10))
     result = gate(repo, "--power")
     widest = sight.sight(spread.Spread(0, 0.008, 10), spread.Spread(0, 0.008, 10), RULE).detectable
     assert f"checkpoint.val_accuracy_mean: not even 10 seeds detect 0.01 (gates.max_replicates); with 10 it " \
            f"detects {widest:.4f}" in result.stdout
+
+
+def write_predictions(repo, actual, predicted):
+    (repo / paths.BEST_PREDICTIONS).write_text(
+        "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in zip(actual, predicted)))
+
+
+def test_models_best_is_paired_image_by_image_with_the_refs(repo):
+    """reports/best_predictions.csv here and at main: the gate reports McNemar's exact test and the accuracy
+    difference with its interval (tests/test_sight.py has the numbers); it says why where there is nothing to pair."""
+    assert "note: paired: no reports/best_predictions.csv in this workspace" in gate(repo).stdout
+    rng = np.random.default_rng(3)
+    actual = rng.integers(0, 10, 400)
+    then = np.where(rng.random(400) < 0.85, actual, (actual + 1) % 10)
+    write_predictions(repo, actual, then)
+    assert "note: paired: main has no reports/best_predictions.csv" in gate(repo).stdout
+    commit_all(repo, "predictions")
+    right, wrong = np.flatnonzero(then == actual), np.flatnonzero(then != actual)
+    now = then.copy()
+    now[right[:20]] = (actual[right[:20]] + 2) % 10  # 20 images only main's model gets right
+    now[wrong[:5]] = actual[wrong[:5]]  # 5 only this one does
+    write_predictions(repo, actual, now)
+    result = gate(repo)
+    assert result.returncode == 0, result.stderr  # reported, not gated: the means gate
+    pair = sight.paired(actual, now, then)
+    assert (pair.only_a, pair.only_b) == (5, 20)
+    assert (f"note: paired, models/best vs main's on 400 test images: 5 right only now, 20 only at main; accuracy "
+            f"-0.0375 (95% interval {pair.low:+.4f} to {pair.high:+.4f}), McNemar exact p = {pair.p_value:.3g}"
+            ) in result.stdout
+    write_predictions(repo, (actual + 1) % 10, now)
+    assert "are not the same test images (other data or split): nothing to pair" in gate(repo).stdout
+    (repo / paths.BEST_PREDICTIONS).write_text("a,b\n1,2\n")
+    broken = gate(repo)
+    assert broken.returncode == 1
+    assert ("error: reports/best_predictions.csv: not a predictions file (its header is 'a,b', not "
+            "'actual,predicted')") in broken.stderr

@@ -126,7 +126,7 @@ def variants_with(name, **changes):
          "'variants.relu100.callbacks.early_stopping.patience' = -1 is not allowed: Input should be greater than or equal to 0"),
         ({"callbacks": {"checkpoint": {}}},
          "is not allowed: callbacks checkpoint monitor validation metrics: set validation: true"),
-        ({"epoch": 5}, "unknown key 'variants.relu100.epoch' (allowed keys: description, hidden, optimizer, epochs, batch_size, validation, callbacks, augmentation)"),
+        ({"epoch": 5}, "unknown key 'variants.relu100.epoch' (allowed keys: description, hidden, optimizer, epochs, batch_size, replicates, validation, callbacks, augmentation)"),
     ],
 )
 def test_rejected_variants_name_variant_key_and_allowed_values(changes, message):

@@ -131,3 +131,22 @@ def test_simulated_gates_with_the_committed_spreads_see_what_the_gate_says():
     detectable = np.array([seen.detectable for seen in stated])
     caught = (differences - detectable < -allowed).mean(axis=0)
     assert np.all((caught > 0.75) & (caught < 0.85)), caught
+
+
+def test_mcnemar_on_a_hand_made_table():
+    """100 images: 80 both right, 10 only a right, 2 only b right, 8 both wrong. Exact McNemar: 2 P(X <= 2), X ~
+    Binomial(12, 1/2) = 2 (1 + 12 + 66) / 4096 = 0.038574. Difference (10 - 2) / 100 = +0.08; Clopper-Pearson for
+    10 of 12 is 0.5159 to 0.9791 (tables), so 0.12 (2 pi - 1): +0.0038 to +0.1150."""
+    actual = np.zeros(100, dtype=int)
+    a = np.array([0] * 80 + [0] * 10 + [1] * 2 + [1] * 8)
+    b = np.array([0] * 80 + [1] * 10 + [0] * 2 + [1] * 8)
+    pair = sight.paired(actual, a, b)
+    assert (pair.images, pair.both_right, pair.only_a, pair.only_b) == (100, 80, 10, 2)
+    assert pair.p_value == pytest.approx(2 * 79 / 4096, abs=1e-9)
+    assert pair.difference == pytest.approx(0.08)
+    assert (pair.low, pair.high) == (pytest.approx(0.0038, abs=2e-4), pytest.approx(0.1150, abs=2e-4))
+    flipped = sight.paired(actual, b, a)  # the other way round: the same p, the interval mirrored
+    assert flipped.p_value == pytest.approx(pair.p_value) and flipped.difference == pytest.approx(-0.08)
+    assert (flipped.low, flipped.high) == (pytest.approx(-pair.high), pytest.approx(-pair.low))
+    same = sight.paired(actual, a, a)
+    assert (same.only_a, same.only_b, same.p_value, same.difference) == (0, 0, 1.0, 0.0)

@@ -172,7 +172,8 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
     assert said["download"][0].startswith("data/raw: 4 files verified")
     assert said["prepare"][0] == "data/prepared: 400 train, 100 validation, 100 test images"
     assert said["pictures"][0].startswith("data/pictures.npz: 10 families of ")
-    assert said["select"][0].startswith("select: tiny_") and "wrote models/best and reports/model_card.md" in said["select"][0]
+    assert said["select"][0].startswith("select: tiny_")
+    assert "wrote models/best, reports/model_card.md and reports/best_predictions.csv" in said["select"][0]
     assert said["assess"][0].startswith("assess: tiny_") and ": unsure below 0." in said["assess"][0]
     assert said["assess"][0].split(":")[1].strip() == said["select"][0].split()[1]  # the variant select then chose
 
@@ -263,3 +264,20 @@ def test_a_rejected_value_or_ctrl_c_leaves_the_previous_results_in_place(pipelin
     # What is on disk still matches dvc.lock: only the params changed.
     status = run(["dvc", "status", "train@tiny_stopping"], repo, env).stdout
     assert "changed deps" in status and "changed outs" not in status, status
+
+
+@TENSORFLOW_ONLY
+def test_a_variant_sets_its_own_seeds_and_only_its_stage_reruns(pipeline, tmp_path):
+    """variants.<name>.replicates (what `make power` suggests) overrides train.replicates for that variant alone:
+    its stage reruns and trains that many seeds; no other stage's results change."""
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    before = json.loads((repo / "reports/metrics/tiny_relu.json").read_text())
+    edit_params(repo, lambda d: d["variants"]["tiny_softmax"].update(replicates=3))
+    changed = json.loads(run(["dvc", "status", "--json"], repo, env).stdout)
+    assert [stage for stage in changed if stage.startswith("train@")] == ["train@tiny_softmax"]
+    run(["dvc", "repro", "train@tiny_softmax"], repo, env)
+    metrics = json.loads((repo / "reports/metrics/tiny_softmax.json").read_text())
+    assert metrics["seeds"] == 3 and before["seeds"] != 3
+    evaluation = json.loads((repo / "reports/evaluation/tiny_softmax.json").read_text())
+    assert [entry["seed"] for entry in evaluation["spread"]["per_seed"]] == [42, 43, 44]
+    assert json.loads((repo / "reports/metrics/tiny_relu.json").read_text()) == before

@@ -35,13 +35,15 @@ def test_families_are_worked_out_from_params():
     base = variants["dropout30"].model_dump()
     joins = {"shorter": {**base, "epochs": 3, "validation": False},
              "stops": {**base, "callbacks": {"early_stopping": {"patience": 5, "restore_best_weights": False}}},
-             "default_batch": {**base, "batch_size": shared.batch_size}}
+             "default_batch": {**base, "batch_size": shared.batch_size},
+             "default_seeds": {**base, "replicates": shared.replicates}}
     # What does not: anything that moves a weight.
     apart = {"batch": {**base, "batch_size": 64},
              "rate": {**base, "optimizer": {"name": "adam", "learning_rate": 0.01}},
              "units": {**base, "hidden": [{"units": 101, "activation": "relu", "dropout": 0.3}]},
              "dropout": {**base, "hidden": [{"units": 100, "activation": "relu", "dropout": 0.2}]},
-             "augmented": {**base, "augmentation": {"zoom": 0.1}}}
+             "augmented": {**base, "augmentation": {"zoom": 0.1}},
+             "more_seeds": {**base, "replicates": shared.replicates + 3}}  # its stack trains other seeds
     extended = {**variants, **{name: Variant(**spec) for name, spec in {**joins, **apart}.items()}}
     assert set(family("dropout30", extended, shared)) == {"dropout30", "dropout30_saved", "checkpoint",
                                                          "early_stopping", *joins}

@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fmnist.core import sight
 from fmnist.core.sight import POWER, WORDS, Sight
 from fmnist.core.spread import Spread, Tolerances, Verdict
@@ -273,23 +275,74 @@ def power_table(needs: list[Need], detect: float, most: int) -> str:
 
 
 def power_advice(needs: list[Need], detect: float, most: int) -> list[str]:
-    """What to set: train.replicates (every variant's seeds) as the largest need within `most`, and the metrics
-    that no number of seeds up to `most` lets see `detect`."""
+    """What to set, per variant: `variants.<name>.replicates` where its seeds cannot see `detect` (the most any of
+    its gated means needs), the variants that would see it with fewer, and the means that no number of seeds up
+    to `most` lets see it."""
     seeded = [need for need in needs if not need.folds]
     if not seeded:
-        return ["no variant's mean has a measured spread (train.replicates is 1): nothing to work out"]
-    reachable = [need.replicates for need in seeded if need.replicates]
-    lines = []
-    if reachable:
-        now = max(need.spread.n for need in seeded)
-        widest = max(reachable)
-        lines.append(f"to detect {detect:g} in every gated mean that can: train.replicates: {widest}"
-                     + (f" (now {now}; enough already)" if widest <= now else f" (now {now})"))
-    lines += [f"{need.metric}: not even {most} seeds detect {detect:g} (gates.max_replicates); with {most} it "
-              f"detects {need.at_most:.4f}" for need in seeded if need.replicates is None]
+        lines = ["no variant's mean has a measured spread (train.replicates is 1): nothing to work out"]
+    else:
+        per_variant: dict[str, list[Need]] = {}
+        for need in seeded:
+            per_variant.setdefault(need.metric.partition(".")[0], []).append(need)
+        more, fewer = [], []
+        for name, its in per_variant.items():
+            if any(need.replicates is None for need in its):
+                continue
+            wanted, now = max(need.replicates for need in its), max(need.spread.n for need in its)
+            if wanted > now:
+                more.append(f"  variants.{name}.replicates: {wanted}  # now {now}: detects "
+                            f"{max(need.detects for need in its):.4f}")
+            elif wanted < now:
+                fewer.append(f"{name} ({wanted})")
+        lines = [f"to detect {detect:g} with {POWER:.0%} power, set in params.yaml:"] + more if more else \
+            [f"every variant's seeds already detect {detect:g} with {POWER:.0%} power"]
+        if fewer:
+            lines.append(f"would detect it with fewer seeds: {', '.join(fewer)}")
+        lines += [f"{need.metric}: not even {most} seeds detect {detect:g} (gates.max_replicates); with {most} it "
+                  f"detects {need.at_most:.4f}" for need in seeded if need.replicates is None]
     lines += [f"{need.metric}: its spread is across the baseline's CV folds (the fit is deterministic), which "
               f"seeds do not change; it detects {need.detects:.4f}" for need in needs if need.folds]
     return lines
+
+
+def _predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(actual, predicted) from a reports/best_predictions.csv text; a StageError names `where` if it is not one."""
+    lines = text.splitlines()
+    try:
+        if lines[0] != "actual,predicted":
+            raise ValueError(f"its header is {lines[0]!r}, not 'actual,predicted'")
+        pairs = np.array([[int(cell) for cell in line.split(",")] for line in lines[1:]], dtype=np.int64)
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.size == 0:
+            raise ValueError("expected a line `actual,predicted` per test image")
+    except (ValueError, IndexError) as error:
+        raise StageError(f"{where}: not a predictions file ({error})") from None
+    return pairs[:, 0], pairs[:, 1]
+
+
+def paired_lines(ref: str) -> list[str]:
+    """models/best against ref's, image by image on the test split (reports/best_predictions.csv, which the select
+    stage writes and git keeps): McNemar's exact test and the accuracy difference with its 95% interval. Reported,
+    not gated: the drop checks gate the means. Says why where there is nothing to pair."""
+    path = paths.BEST_PREDICTIONS
+    if not path.is_file():
+        return [f"paired: no {path} in this workspace (the select stage writes it): nothing to pair"]
+    try:
+        then_text = command(["git", "show", f"{ref}:{path.as_posix()}"], f"`git show {ref}:{path}`")
+    except StageError:
+        return [f"paired: {ref} has no {path} (made before the select stage wrote it): nothing to pair"]
+    actual, now = _predictions(path.read_text(encoding="utf-8"), str(path))
+    actual_then, then = _predictions(then_text, f"{ref}:{path}")
+    if not np.array_equal(actual, actual_then):
+        return [f"paired: {path} here and at {ref} are not the same test images (other data or split): "
+                "nothing to pair"]
+    pair = sight.paired(actual, now, then)
+    if pair.only_a + pair.only_b == 0:
+        return [f"paired, models/best vs {ref}'s on {pair.images} test images: the same right answers on every one "
+                "(McNemar p = 1)"]
+    return [f"paired, models/best vs {ref}'s on {pair.images} test images: {pair.only_a} right only now, "
+            f"{pair.only_b} only at {ref}; accuracy {pair.difference:+.4f} (95% interval {pair.low:+.4f} to "
+            f"{pair.high:+.4f}), McNemar exact p = {pair.p_value:.3g}"]
 
 
 def _spread_metrics(metrics: dict[str, object]) -> set[str]:

@@ -49,7 +49,7 @@ from fmnist.core import dataset, models  # noqa: E402
 from fmnist.core.dataset import Split
 from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.plumbing import params, runner  # noqa: E402
-from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams, family
+from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams, family, replicates_of
 
 EPSILON = 1e-7  # keras.config.epsilon(): sparse_categorical_crossentropy clips probabilities to it
 
@@ -288,9 +288,9 @@ def replay_callbacks(spec: Variant, history: dict[str, list[float]]) -> Replay:
     return Replay(epochs_run, stopped_epoch, best_epoch, best_epoch if keeps_best else epochs_run)
 
 
-def seeds_of(shared: TrainParams) -> list[int]:
-    """Every seed of a variant: the chapter's first, then the replicates'."""
-    return [shared.seed + i for i in range(shared.replicates)]
+def seeds_of(spec: Variant, shared: TrainParams) -> list[int]:
+    """Every seed of a variant: the chapter's first, then the replicates' (its own `replicates`, else train's)."""
+    return [shared.seed + i for i in range(replicates_of(spec, shared))]
 
 
 @dataclass
@@ -443,7 +443,7 @@ def main() -> None:
     name, alone = sys.argv[1], "--alone" in sys.argv[2:]
     members = {name: variants[name]} if alone else family(name, variants, shared)
     splits = [dataset.load_prepared(split) for split in dataset.SPLITS]
-    others = seeds_of(shared)[1:]
+    others = seeds_of(variants[name], shared)[1:]
     result = (fit_shared(name, members, shared, others, *splits) if len(members) > 1
               else fit(variants[name], shared, others, *splits))
     print(json.dumps(result))

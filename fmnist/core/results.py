@@ -93,8 +93,9 @@ def load_history(name: str, spec: Variant) -> pd.DataFrame:
     return history
 
 
-def confusion_counts(name: str) -> np.ndarray:
-    """10 x 10 counts (row: actual class, column: predicted) from the CSV train@<variant> writes after evaluating."""
+def test_predictions(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(actual, predicted) class indices of every test image, in the test split's order, from the CSV train@<variant>
+    writes after evaluating."""
     path = paths.CONFUSION_DIR / f"{name}.csv"
     try:
         rows = pd.read_csv(path, dtype=str)
@@ -109,9 +110,20 @@ def confusion_counts(name: str) -> np.ndarray:
         raise _missing(path, name, "expected columns actual,predicted") from None
     if actual.isna().any() or predicted.isna().any():
         raise _missing(path, name, "holds a class name that is not one of Fashion-MNIST's ten")
+    return actual.to_numpy(int), predicted.to_numpy(int)
+
+
+def confusion_counts(name: str) -> np.ndarray:
+    """10 x 10 counts (row: actual class, column: predicted) of train@<variant>'s test predictions."""
+    actual, predicted = test_predictions(name)
     counts = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), dtype=np.int64)
-    np.add.at(counts, (actual.to_numpy(int), predicted.to_numpy(int)), 1)
+    np.add.at(counts, (actual, predicted), 1)
     return counts
+
+
+def predictions_csv(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """reports/best_predictions.csv: `actual,predicted` class indices, a line per test image in the split's order."""
+    return "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in zip(actual.tolist(), predicted.tolist()))
 
 
 def check_chapter(chapter: ChapterParams, variants: dict[str, Variant]) -> None:

@@ -20,7 +20,7 @@ from fmnist.plumbing import paths
 from fmnist.plumbing.errors import StageError
 from fmnist.schema.data import DownloadParams, PrepareParams
 from fmnist.schema.reporting import SelectParams
-from fmnist.schema.training import TrainParams, Variant
+from fmnist.schema.training import TrainParams, Variant, replicates_of
 
 ARTIFACT = "fashion-classifier"  # its name in dvc.yaml `artifacts:` and in GTO's tags (fashion-classifier@v1.0.0)
 # What the model takes: the prepared data's form (fmnist.core.dataset.scale), which predict makes from a picture.
@@ -55,8 +55,8 @@ def record(name: str, result: Result, spec: Variant, rule: SelectParams, candida
         "metrics": result.metrics,
         "test_accuracy_per_class": result.details["test_accuracy_per_class"],
         "variant_params": spec.model_dump(mode="json", exclude_defaults=True),
-        "training": {"backend": result.details["backend"], "seed": shared.seed, "replicates": shared.replicates,
-                     "batch_size": spec.batch_size or shared.batch_size},
+        "training": {"backend": result.details["backend"], "seed": shared.seed,
+                     "replicates": replicates_of(spec, shared), "batch_size": spec.batch_size or shared.batch_size},
         "data": {"sha256": download.sha256.by_file_name(),
                  "split": {"test_size": prepare.test_size, "random_state": prepare.random_state}},
         "libraries": formatting.installed_versions(),

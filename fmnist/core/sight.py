@@ -11,12 +11,16 @@ of freedom df (noncentral, with noncentrality drop / SE, where there is a true d
     false alarm     = P(T_df > tolerance / SE)                     the chance, one way, that no real change is
                                                                    flagged
 
+Two models scored on the same test images are compared image by image (`paired`): McNemar's exact test on the
+images only one of them gets right, and the accuracy difference with a 95% interval.
+
 Used by the gate (not a pipeline stage), so the stages' results do not depend on it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import optimize, stats
 
 from fmnist.core.spread import Spread, Tolerances, Verdict, standard_error_of_difference, told_apart
@@ -89,3 +93,35 @@ def replicates_to_detect(std: float, detect: float, tolerances: Tolerances, most
             return n
     return None
 
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two models' answers on the same images: `images`, how many both get right, and the discordant ones (only
+    a right, only b right); a's accuracy minus b's with its 95% interval, and McNemar's exact two-sided p."""
+
+    images: int
+    both_right: int
+    only_a: int
+    only_b: int
+    difference: float
+    low: float
+    high: float
+    p_value: float
+
+
+def paired(actual: np.ndarray, a: np.ndarray, b: np.ndarray) -> Paired:
+    """McNemar's exact test: with no difference between the models, each of the n = only_a + only_b discordant
+    images is a's with chance 1/2, so p = the two-sided binomial tail of only_a in Binomial(n, 1/2). The
+    accuracy difference is (only_a - only_b) / images = (n / images) (2 pi - 1), pi the share of the discordant
+    images that are a's; its interval is that of pi (Clopper-Pearson, exact) given n."""
+    right_a, right_b = a == actual, b == actual
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+    images, discordant = len(actual), only_a + only_b
+    if discordant == 0:
+        return Paired(images, int(np.sum(right_a & right_b)), 0, 0, 0.0, 0.0, 0.0, 1.0)
+    test = stats.binomtest(only_a, discordant, 0.5)
+    interval = test.proportion_ci(0.95, method="exact")
+    share = discordant / images
+    return Paired(images, int(np.sum(right_a & right_b)), only_a, only_b, (only_a - only_b) / images,
+                  share * (2 * interval.low - 1), share * (2 * interval.high - 1), float(test.pvalue))

@@ -201,7 +201,7 @@ def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split,
     once for them all. `job`: the replicates, already training in a child process (the train stage); without one
     they are trained here, afterwards. Returns (the chapter seed's summary, the replicates' result or None)."""
     members = members or {name: spec}
-    others = replicates.seeds_of(shared)[1:]
+    others = replicates.seeds_of(spec, shared)[1:]
     with contextlib.nullcontext(outputs) if outputs else Transaction(paths.stage_for(name)) as outputs:
         model_dir, history_dir = outputs.folder(MODELS_DIR / name), outputs.folder(HISTORY_DIR / name)
         if len(members) > 1:

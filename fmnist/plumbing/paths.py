@@ -15,6 +15,8 @@ CURVES_DIR = Path("reports/curves")  # train_val/<variant>.csv, train/<variant>.
 SUMMARY_REPORT = Path("reports/summary.md")  # the report stage's one-page result
 BEST_DIR = MODELS_DIR / "best"  # the select stage's choice: BEST_MODEL_FILE + SELECTION_FILE
 MODEL_CARD = Path("reports/model_card.md")  # the select stage's description of models/best
+# The select stage's too: models/best's class for every test image, in git, where the gate pairs it with a ref's.
+BEST_PREDICTIONS = Path("reports/best_predictions.csv")
 ASSESSMENT = Path("reports/assessment.json")  # the assess stage: calibration and robustness of the chosen model
 # Written by `make tune` (python -m fmnist.tools.tune), outside the DAG; the report links them when present.
 TUNING_DIR = Path("reports/tuning")

@@ -114,6 +114,7 @@ class Variant(Section):
     optimizer: Optimizer = Optimizer(name="rmsprop")
     epochs: int = Field(ge=1, le=1000)
     batch_size: int | None = Field(None, ge=1)  # None: train.batch_size
+    replicates: int | None = Field(None, ge=1, le=1000)  # seeds of this variant; None: train.replicates (make power)
     validation: bool = False  # pass the validation split to fit(), for per-epoch val_loss/val_accuracy
     callbacks: Callbacks = Callbacks()
     augmentation: Augmentation | None = None  # random changes to the training images (none: the chapter's models)
@@ -169,11 +170,18 @@ class VariantsParams(RootModel[dict[Annotated[str, Field(pattern=VARIANT_NAME)],
 
 # Variants that share a trajectory are trained once (fmnist/core/trajectories.py says how); which ones do is a fact
 # of params.yaml alone, worked out here.
+def replicates_of(spec: Variant, shared: TrainParams) -> int:
+    """How many seeds the variant is trained with: its own `replicates`, else train.replicates."""
+    return spec.replicates or shared.replicates
+
+
 def trajectory_of(spec: Variant, shared: TrainParams) -> dict:
-    """What decides a variant's weights epoch by epoch (two variants with the same share a trajectory)."""
+    """What decides a variant's weights epoch by epoch, for each of its seeds (two variants with the same share a
+    trajectory)."""
     return {"hidden": [layer.model_dump() for layer in spec.hidden], "optimizer": spec.optimizer.model_dump(),
             "batch_size": spec.batch_size or shared.batch_size,
-            "augmentation": spec.augmentation.model_dump() if spec.augmentation else None}
+            "augmentation": spec.augmentation.model_dump() if spec.augmentation else None,
+            "replicates": replicates_of(spec, shared)}
 
 
 def family(name: str, variants: dict[str, Variant], shared: TrainParams) -> dict[str, Variant]:
