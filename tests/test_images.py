@@ -114,6 +114,9 @@ def test_the_exif_rotation_of_a_phone_photo_is_applied(tmp_path):
      "does not look like a photo of a garment on a plain background"),
     (lambda p: Image.fromarray(RNG.integers(0, 256, (28, 28), dtype=np.uint8)).save(p, format="PNG"),
      "does not look like a photo of a garment on a plain background"),
+    # 16-bit noise is noise too (Pillow's own conversion clipped it at 255 into a plain-looking picture)
+    (lambda p: Image.fromarray(RNG.integers(0, 65536, (64, 64), dtype=np.uint16)).save(p, format="PNG"),
+     "does not look like a photo of a garment on a plain background"),
 ])
 def test_bad_files_are_refused_with_what_is_wrong(tmp_path, make, problem):
     path = tmp_path / "input.png"
@@ -196,3 +199,20 @@ def test_a_slightly_tilted_garment_is_set_straight(tmp_path):
     rows, columns = np.flatnonzero(garment_pixels.any(axis=1)), np.flatnonzero(garment_pixels.any(axis=0))
     box = garment_pixels[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
     assert len(columns) == 14 and box.mean() >= 0.95  # upright: 14x28, filling its box; left tilted: ~0.8 of it
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(tmp_path):
+    """A 16-bit grayscale PNG (Pillow's I;16) of a product photo gives what its 8-bit export gives: each value
+    v * 257 in 16 bits is v in 8. Clipped at 255, the white backdrop and the garment were one, and it was refused
+    as blank. A 16-bit Fashion-MNIST-form picture passes unchanged, as its 8-bit one does."""
+    photo = np.asarray(photo_of(garment(value=180)).convert("L"))
+    Image.fromarray(photo).save(tmp_path / "eight.png")
+    Image.fromarray(photo.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    with Image.open(tmp_path / "sixteen.png") as opened:
+        assert opened.mode == "I;16"  # what the test is about
+    assert np.array_equal(images.read(tmp_path / "sixteen.png"), images.read(tmp_path / "eight.png"))
+    form = fashion_mnist_like()
+    Image.fromarray(form.astype(np.uint16) * 257).save(tmp_path / "form16.png")
+    assert np.array_equal(images.read(tmp_path / "form16.png"), form)
+    assert images.eight_bit(Image.fromarray(np.array([[0, 300, 65535]], dtype=np.int32), mode="I")).getpixel(
+        (1, 0)) == 1  # I holding 16-bit values: 300 / 257 rounds to 1

@@ -87,6 +87,22 @@ def read(path: Path) -> np.ndarray:
         return to_fashion_mnist(image)
 
 
+# Pillow's modes for 16-bit (and 32-bit integer) grayscale: its own convert("L"/"RGB") clips them at 255.
+WIDE_GRAYSCALE = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grayscale picture (a PNG's I;16, or I) scaled to 8-bit L: 65535 becomes 255, as a photo editor
+    would export it. Pillow's own conversion clips every value above 255, which turns a garment photo white
+    (refused as blank) and 16-bit noise into a picture that looks plain. Other pictures are returned as they are."""
+    if image.mode not in WIDE_GRAYSCALE:
+        return image
+    values = np.asarray(image).astype(np.float64)
+    # I;16 is 16-bit by definition; Pillow also opens 16-bit PNGs as I (32-bit), where values above 255 say so.
+    top = 65535.0 if image.mode != "I" or values.max() > 255 else 255.0
+    return Image.fromarray(np.round(np.clip(values, 0, top) * (255.0 / top)).astype(np.uint8))
+
+
 def is_fashion_mnist_form(image: Image.Image) -> bool:
     """28x28 grayscale with a dark border: light on black already, as Fashion-MNIST's images are."""
     if image.mode != "L" or image.size != IMAGE_SHAPE[::-1]:
@@ -155,6 +171,7 @@ def _straightened(garment: Image.Image) -> Image.Image:
 def to_fashion_mnist(image: Image.Image) -> np.ndarray:
     """Estimate the backdrop, keep what stands out from it (negated when the backdrop is light), trim, set
     straight, resize the longest side to 28, centre on 28x28 on black, stretch to 0..255."""
+    image = eight_bit(image)
     if is_fashion_mnist_form(image):
         return np.asarray(image, dtype=np.uint8)
     image = ImageOps.exif_transpose(image)  # a phone photo's rotation lives in its EXIF

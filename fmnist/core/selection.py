@@ -309,13 +309,13 @@ def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams
         "dvc repro select                                          # remake models/best and this card",
         "python -m fmnist.tools.predict --export-samples samples/  # ten test images as PNG",
         "python -m fmnist.tools.predict samples/                   # top-3 classes of each",
-        f"dvc artifacts get . {ARTIFACT} --rev v1.0.0 -o model.keras   # a registered version (see README)",
+        f"dvc artifacts get . {ARTIFACT} --rev v1.0.0 -o model.keras   # a registered version (docs/model.md#the-registry)",
         "```",
         "",
         "Same params, same machine and same backend give identical metrics. On another CPU the seed-"
         f"{training['seed']} numbers",
-        "can move by float rounding; the means agree within the spread above (`make gate GATE_ARGS=\"--reproduces",
-        "HEAD\"` checks this).",
+        "can move by float rounding; the means agree within the spread above (`make reproduce` reruns every stage",
+        "and checks this).",
         "",
     ]
     return "\n".join(lines)
