@@ -358,3 +358,24 @@ def test_models_best_is_paired_image_by_image_with_the_refs(repo):
     assert broken.returncode == 1
     assert ("error: reports/best_predictions.csv: not a predictions file (its header is 'a,b', not "
             "'actual,predicted')") in broken.stderr
+
+
+@pytest.mark.parametrize("k, floor", [(2.0, 0.0), (3.0, 0.02)])
+def test_the_gate_uses_the_k_and_floor_params_yaml_gives(repo, k, floor):
+    """Other values than the defaults (k = 3, a floor that never binds here): the allowed drop printed and applied
+    is max(floor, k * SE), written out from the rule, and a drop just past it fails where one just short passes."""
+    def rule(document):
+        document["gates"].update(k=k, floor=floor)
+        document["gates"]["minimum"]["softmax.val_accuracy_mean"] = 0.8  # the drop alone decides
+
+    edit_params(repo, rule)
+    then = METRICS["softmax"]
+    standard_error = math.sqrt(2 * then["val_accuracy_std"] ** 2 / then["seeds"])
+    tolerance = max(floor, k * standard_error)
+    write_metrics(repo, "softmax", val_accuracy_mean=then["val_accuracy_mean"] - 0.99 * tolerance)
+    result = gate(repo)
+    assert result.returncode == 0, result.stderr
+    assert f"allowed -{tolerance:.4f}," in table_rows(result.stdout)["softmax.val_accuracy_mean"][2]
+    assert f"tolerance = max({floor}, {k:g} x SE of the difference of the two means)" in result.stdout
+    write_metrics(repo, "softmax", val_accuracy_mean=then["val_accuracy_mean"] - 1.01 * tolerance)
+    assert gate(repo).returncode == 1

@@ -216,3 +216,15 @@ def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(tmp_path):
     assert np.array_equal(images.read(tmp_path / "form16.png"), form)
     assert images.eight_bit(Image.fromarray(np.array([[0, 300, 65535]], dtype=np.int32), mode="I")).getpixel(
         (1, 0)) == 1  # I holding 16-bit values: 300 / 257 rounds to 1
+
+
+def test_a_phone_jpeg_with_a_second_image_is_read_from_its_first(tmp_path):
+    """Ultra HDR and depth photos are JPEGs with a second image after the first; Pillow opens them as MPO. The
+    first is the photo: it gives what the same photo as a plain JPEG gives, whatever the second holds."""
+    photo = photo_of(garment())
+    photo.save(tmp_path / "plain.jpg", quality=95)
+    second = Image.new("RGB", (100, 85), (128, 128, 128))
+    photo.save(tmp_path / "ultra_hdr.jpg", format="MPO", save_all=True, append_images=[second], quality=95)
+    with Image.open(tmp_path / "ultra_hdr.jpg") as opened:
+        assert (opened.format, opened.n_frames) == ("MPO", 2)  # what the test is about
+    assert np.array_equal(images.read(tmp_path / "ultra_hdr.jpg"), images.read(tmp_path / "plain.jpg"))

@@ -24,6 +24,9 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from fmnist.core.idx import IMAGE_SHAPE
 
 FORMATS = ("PNG", "JPEG")
+# A phone's JPEG with a second image in it (Ultra HDR's gain map, a depth map) is a JPEG to a user; Pillow opens it
+# as MPO, whose first frame, the one loaded, is the photo.
+READ_AS_JPEG = ("MPO",)
 SUFFIXES = (".png", ".jpg", ".jpeg")  # what a folder is searched for
 # Zalando trims edges within 5% of the maximum intensity of the background colour: 5% of 255.
 TRIM_TOLERANCE = 13
@@ -78,7 +81,7 @@ def read(path: Path) -> np.ndarray:
         except OSError as error:
             raise ImageError(f"cannot be read ({error})") from None
     with image:
-        if image.format not in FORMATS:
+        if image.format not in FORMATS + READ_AS_JPEG:
             raise ImageError(f"a {image.format} image; {' or '.join(FORMATS)} expected")
         try:
             image.load()  # Image.open reads the header only; a cut-off file fails here
