@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist.core import sight
+from fmnist.core import results, sight
 from fmnist.core.sight import POWER, WORDS, Sight
 from fmnist.core.spread import Spread, Tolerances, Verdict
 from fmnist.plumbing import paths
@@ -306,20 +306,6 @@ def power_advice(needs: list[Need], detect: float, most: int) -> list[str]:
     return lines
 
 
-def _predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(actual, predicted) from a reports/best_predictions.csv text; a StageError names `where` if it is not one."""
-    lines = text.splitlines()
-    try:
-        if lines[0] != "actual,predicted":
-            raise ValueError(f"its header is {lines[0]!r}, not 'actual,predicted'")
-        pairs = np.array([[int(cell) for cell in line.split(",")] for line in lines[1:]], dtype=np.int64)
-        if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.size == 0:
-            raise ValueError("expected a line `actual,predicted` per test image")
-    except (ValueError, IndexError) as error:
-        raise StageError(f"{where}: not a predictions file ({error})") from None
-    return pairs[:, 0], pairs[:, 1]
-
-
 def paired_lines(ref: str) -> list[str]:
     """models/best against ref's, image by image on the test split (reports/best_predictions.csv, which the select
     stage writes and git keeps): McNemar's exact test and the accuracy difference with its 95% interval. Reported,
@@ -331,8 +317,8 @@ def paired_lines(ref: str) -> list[str]:
         then_text = command(["git", "show", f"{ref}:{path.as_posix()}"], f"`git show {ref}:{path}`")
     except StageError:
         return [f"paired: {ref} has no {path} (made before the select stage wrote it): nothing to pair"]
-    actual, now = _predictions(path.read_text(encoding="utf-8"), str(path))
-    actual_then, then = _predictions(then_text, f"{ref}:{path}")
+    actual, now = results.read_predictions_csv(path.read_text(encoding="utf-8"), str(path))
+    actual_then, then = results.read_predictions_csv(then_text, f"{ref}:{path}")
     if not np.array_equal(actual, actual_then):
         return [f"paired: {path} here and at {ref} are not the same test images (other data or split): "
                 "nothing to pair"]

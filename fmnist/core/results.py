@@ -121,9 +121,26 @@ def confusion_counts(name: str) -> np.ndarray:
     return counts
 
 
+PREDICTIONS_HEADER = "actual,predicted"
+
+
 def predictions_csv(actual: np.ndarray, predicted: np.ndarray) -> str:
     """reports/best_predictions.csv: `actual,predicted` class indices, a line per test image in the split's order."""
-    return "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in zip(actual.tolist(), predicted.tolist()))
+    return PREDICTIONS_HEADER + "\n" + "".join(f"{a},{p}\n" for a, p in zip(actual.tolist(), predicted.tolist()))
+
+
+def read_predictions_csv(text: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(actual, predicted) from what predictions_csv wrote; a StageError naming `where` if it is not that."""
+    lines = text.splitlines()
+    try:
+        if lines[0] != PREDICTIONS_HEADER:
+            raise ValueError(f"its header is {lines[0]!r}, not {PREDICTIONS_HEADER!r}")
+        pairs = np.array([[int(cell) for cell in line.split(",")] for line in lines[1:]], dtype=np.int64)
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.size == 0:
+            raise ValueError(f"expected a line `{PREDICTIONS_HEADER}` per test image")
+    except (ValueError, IndexError) as error:
+        raise StageError(f"{where}: not a predictions file ({error})") from None
+    return pairs[:, 0], pairs[:, 1]
 
 
 def check_chapter(chapter: ChapterParams, variants: dict[str, Variant]) -> None:

@@ -190,9 +190,8 @@ def family(name: str, variants: dict[str, Variant], shared: TrainParams) -> dict
     random layers' generators would have to be carried from epoch to epoch as well; none shares one today)."""
     if shared.distribution != "none" or variants[name].augmentation is not None:
         return {name: variants[name]}
-    own = trajectory_of(variants[name], shared)
-    return {other: spec for other, spec in variants.items()
-            if spec.augmentation is None and trajectory_of(spec, shared) == own}
+    own = trajectory_of(variants[name], shared)  # holds augmentation (None here): augmented variants stay apart
+    return {other: spec for other, spec in variants.items() if trajectory_of(spec, shared) == own}
 
 
 def families(variants: dict[str, Variant], shared: TrainParams) -> list[list[str]]:
