@@ -1,7 +1,8 @@
 """Metric gate (run by CI and by hand, not a pipeline stage): exit 1 unless the baseline and every variant have
 a minimum in params.yaml `gates.minimum`, every such mean is present, at least its minimum, and no further below
-its value at the reference git ref than the seed spread allows (max(gates.floor, gates.k x the standard error
-of the difference of the two means)). Prints one table of every check.
+its value at the reference git ref than the seed spread allows (max(gates.floor, max(gates.k, Holm's t) x the
+standard error of the difference of the two means; Holm's method holds the chance of any false alarm across
+the checks to gates.false_alarm). Prints one table of every check.
 
 Usage:
   python -m stages.gate                      minimums + drop against gates.reference (main)
@@ -15,7 +16,7 @@ Usage:
 
 Every drop line says what it could see: the drop it detects 80% of the time, and one of four verdicts
 (regression, worse within noise, no measurable change, better; only a regression fails). Under the table: the
-verdicts counted, the checks that cannot see gates.detect, and the chance of a false alarm across all of them.
+verdicts counted, the checks that cannot see gates.detect, and the family-wise chance of a false alarm.
 """
 import argparse
 from pathlib import Path
@@ -43,9 +44,10 @@ def main() -> None:
         parser.error("--reproduces needs --ran FILE, the stages the run executed: without it a stage DVC skipped "
                      "(its outputs in git) would be compared with itself; `make reproduce` runs and checks both")
     gates = params.load(GatesParams)
-    tolerances = gate.Tolerances(gates.k, gates.floor, gates.fixed_tolerance)
+    tolerances = gate.Tolerances(gates.k, gates.floor, gates.fixed_tolerance, gates.false_alarm)
     current = gate.current_metrics()
-    rule = f"tolerance = max({gates.floor}, {gates.k:g} x SE of the difference of the two means)"
+    rule = (f"tolerance = max({gates.floor}, max({gates.k:g}, t) x SE of the difference of the two means), t the Welch "
+            f"t quantile of the check's Holm level (gates.false_alarm {gates.false_alarm:g} / checks left)")
 
     if args.power:
         needs = gate.power(list(gates.minimum), current, tolerances, gates.detect, gates.max_replicates)
@@ -78,7 +80,7 @@ def main() -> None:
     print(gate.table(checks, headers))
     if any(check.kind in ("drop", "reproduce") for check in checks):
         print(rule)
-        for line in gate.sight_lines(checks, gates.detect):
+        for line in gate.sight_lines(checks, gates.detect, gates.false_alarm):
             print(line)
     for line in notes:
         print(f"note: {line}")

@@ -1,7 +1,7 @@
 """Stage report: reports/summary.md, the results of every variant and the baseline beside the chapter's
 numbers, with the figures of the plot stage. Generated from the metrics files; never edit it by hand.
 """
-from fmnist.core import dataset, report, results, spread
+from fmnist.core import comparison, dataset, report, results
 from fmnist.plumbing import params, paths, runner
 from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.baseline import BaselineParams
@@ -23,7 +23,7 @@ def main() -> None:
     gates = params.load(GatesParams)
     markdown = report.render(table, loaded, variants, best, rule, params.load(DownloadParams),
                              params.load(PrepareParams), params.load(TrainParams).seed,
-                             spread.Tolerances(gates.k, gates.floor), dataset.image_counts())
+                             comparison.Tolerances(gates.k, gates.floor, false_alarm=gates.false_alarm), dataset.image_counts())
     with Transaction("report") as outputs:
         outputs.write_text(paths.SUMMARY_REPORT, markdown)
     print(f"{paths.SUMMARY_REPORT}: {len(table)} rows; best variant ({rule.describe()}): {best}")

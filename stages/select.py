@@ -6,7 +6,7 @@ reports/model_card.md and reports/best_predictions.csv (its class for every test
 compares it image by image with the reference's). dvc.yaml registers models/best/model.keras as the artifact
 `fashion-classifier`.
 """
-from fmnist.core import dataset, results, selection, spread
+from fmnist.core import comparison, dataset, results, selection
 from fmnist.plumbing import atomic, params, paths, runner
 from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.data import DownloadParams, PrepareParams
@@ -30,7 +30,7 @@ def main() -> None:
                                 assessment["calibration"])
     gates = params.load(GatesParams)
     card = selection.model_card(selected, loaded[best], variants[best], rule, candidates,
-                                results.confusion_counts(best), spread.Tolerances(gates.k, gates.floor),
+                                results.confusion_counts(best), comparison.Tolerances(gates.k, gates.floor, false_alarm=gates.false_alarm),
                                 dataset.image_counts(), assessment)
     with Transaction("select") as outputs:
         folder = outputs.folder(paths.BEST_DIR)

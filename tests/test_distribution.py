@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fmnist.core import spread
+from fmnist.core import comparison, spread
 from fmnist.core.results import val_accuracy_spread
 from fmnist.plumbing import params
 from fmnist.plumbing.errors import StageError
@@ -87,8 +87,9 @@ def test_its_accuracy_is_within_the_seed_noise_of_the_one_device_run(parallel):
         one_device = read_json(single.repo / f"reports/metrics/{name}.json")
         two_devices = read_json(copy.repo / f"reports/metrics/{name}.json")
         noise = val_accuracy_spread(one_device)
-        allowed = spread.tolerance(spread.Spread(two_devices["val_accuracy"], None, 1), noise, k=3.0, floor=0.002)
-        assert abs(two_devices["val_accuracy"] - noise.mean) <= allowed, (name, two_devices, one_device)
+        verdict = comparison.told_apart([(spread.Spread(two_devices["val_accuracy"], None, 1), noise)],
+                                        comparison.Tolerances(3.0, 0.002))[0]
+        assert verdict.apart is False, (name, two_devices, one_device, verdict)
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_refused(parallel):

@@ -14,6 +14,7 @@ from PIL import Image
 
 from fmnist.core import dataset, figures, spread
 from fmnist.core.dataset import CLASS_NAMES
+from fmnist.core.comparison import Tolerances
 from fmnist.plumbing import paths
 from fmnist.schema.baseline import BaselineParams
 from fmnist.schema.reporting import ChapterParams, SelectParams
@@ -378,24 +379,26 @@ def test_labels_come_from_params_and_data_not_literals(results_repo, tmp_path):
     assert "seed 42" not in summary and "seed-42" not in summary and "seed 42" not in card
 
 
-@pytest.mark.parametrize("k, floor, verdict", [
-    (0.1, 0.0, ", told apart; tolerance "),                      # a tiny tolerance tells every pair apart
-    (10.0, 0.5, ", not told apart from seed noise; tolerance "),  # a huge one none
+@pytest.mark.parametrize("k, floor, false_alarm, verdict", [
+    (0.1, 0.0, 0.5, None),                                              # loose: whatever the spread says
+    (10.0, 0.5, 0.05, ", not told apart from seed noise; tolerance "),  # a floor of 0.5 tells no pair apart
 ])
-def test_select_and_report_judge_by_the_gates_params(results_repo, tmp_path, k, floor, verdict):
+def test_select_and_report_judge_by_the_gates_params(results_repo, tmp_path, k, floor, false_alarm, verdict):
     repo = copy_with_results(results_repo[0], tmp_path)
-    edit_params(repo, lambda d: d["gates"].update(k=k, floor=floor))
+    edit_params(repo, lambda d: d["gates"].update(k=k, floor=floor, false_alarm=false_alarm))
     for name in ("select", "report"):
         assert run_stage(name, repo).returncode == 0
     card, summary = (repo / paths.MODEL_CARD).read_text(), (repo / paths.SUMMARY_REPORT).read_text()
-    rule = f"{k:g} standard errors of the difference" + (f" (at least {floor:g})" if floor else "")
+    rule = Tolerances(k, floor, false_alarm=false_alarm).describe()
+    assert f"held to {false_alarm:.0%} by Holm's method" in rule
     runners_up = [line for line in card.splitlines() if line.startswith("- ") and " behind, " in line]
-    assert runners_up and all(verdict in line and line.endswith(f", {rule}") for line in runners_up)
-    if floor:
-        assert f"Not told apart from it by the seed spread, within {rule} of its mean validation accuracy" in summary
+    assert runners_up and all(line.endswith(f", {rule}") for line in runners_up)
+    if verdict:
+        assert all(verdict in line for line in runners_up)
+        assert f"Not told apart from it by the seed spread ({rule}): " in summary
     else:
-        assert "The seed spread tells every other variant apart from it: each is below" in summary
-        assert f"by more than {rule}." in summary
+        assert (f"Not told apart from it by the seed spread ({rule}): " in summary
+                or f"by more than the spread allows ({rule})." in summary)
 
 
 # --- select: models/best and the model card -----------------------------------------------------------

@@ -1,5 +1,4 @@
 """Seed replicates trained as one stacked model (TensorFlow, in-process, tiny data), and the spread maths."""
-import math
 
 import numpy as np
 import pytest
@@ -192,15 +191,6 @@ def test_summary_statistics():
     assert stats["mean"] == pytest.approx(0.86) and stats["std"] == pytest.approx(0.01)
     assert (stats["min"], stats["max"]) == (0.85, 0.87)
     assert spread.summarize([0.5])["std"] is None
-
-
-def test_tolerance_is_k_standard_errors_of_the_difference_with_a_floor():
-    a, b = spread.Spread(0.87, 0.004, 5), spread.Spread(0.86, 0.006, 8)
-    assert spread.tolerance(a, b, 3, 0.0) == pytest.approx(3 * math.sqrt(0.004 ** 2 / 5 + 0.006 ** 2 / 8))
-    assert spread.tolerance(a, b, 3, 0.02) == 0.02  # never below the floor
-    one = spread.Spread(0.87, None, 1)  # one side without a spread: the other's std stands for both
-    assert spread.tolerance(a, one, 3, 0.0) == pytest.approx(3 * 0.004 * math.sqrt(1 / 5 + 1))
-    assert spread.tolerance(one, one, 3, 0.002) is None  # nothing to estimate it from
 
 
 # --- the child process the train stage runs the other seeds in -------------------------------------------

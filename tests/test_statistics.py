@@ -8,7 +8,9 @@ import math
 
 import pytest
 
-from fmnist.core import choice, gate, sight, spread
+from scipy import stats
+
+from fmnist.core import choice, comparison, gate, spread
 from fmnist.core.gate import Check, Tolerances
 from fmnist.core.spread import Spread
 from fmnist.plumbing.errors import StageError
@@ -47,47 +49,82 @@ def test_a_spread_is_estimable_only_with_a_finite_std_and_two_values():
 
 def test_standard_error_of_the_difference():
     a, b = Spread(0.87, 0.008, 5), Spread(0.86, 0.002, 2)
-    assert spread.standard_error_of_difference(a, b) == pytest.approx(math.sqrt(0.008**2 / 5 + 0.002**2 / 2))
+    assert comparison.standard_error_of_difference(a, b) == pytest.approx(math.sqrt(0.008**2 / 5 + 0.002**2 / 2))
     lone = Spread(0.86, None, 1)
-    assert spread.standard_error_of_difference(lone, a) == pytest.approx(0.008 * math.sqrt(1 / 1 + 1 / 5))
-    assert spread.standard_error_of_difference(a, lone) == pytest.approx(0.008 * math.sqrt(1 / 5 + 1 / 1))
-    assert spread.standard_error_of_difference(lone, lone) is None
+    assert comparison.standard_error_of_difference(lone, a) == pytest.approx(0.008 * math.sqrt(1 / 1 + 1 / 5))
+    assert comparison.standard_error_of_difference(a, lone) == pytest.approx(0.008 * math.sqrt(1 / 5 + 1 / 1))
+    assert comparison.standard_error_of_difference(lone, lone) is None
 
 
-def test_tolerance_is_k_standard_errors_never_below_the_floor():
-    a, b = Spread(0.87, 0.01, 4), Spread(0.87, 0.01, 4)  # SE = sqrt(2 * 0.0001 / 4) = 0.0070711
-    assert spread.tolerance(a, b, 3, 0.0) == pytest.approx(0.0212132, abs=1e-7)
-    assert spread.tolerance(a, b, 1, 0.0) == pytest.approx(0.0070711, abs=1e-7)
-    assert spread.tolerance(a, b, 1, 0.01) == 0.01
-    assert spread.tolerance(Spread(0.8, None, 1), Spread(0.8, None, 1), 3, 0.01) is None
+def one(a: Spread, b: Spread, rule: Tolerances, only_lower: bool = False):
+    return comparison.told_apart([(a, b)], rule, only_lower)[0]
+
+
+def test_alone_the_tolerance_is_k_standard_errors_or_the_t_quantile_never_below_the_floor():
+    """4 seeds a side, std 0.01: SE = sqrt(2 * 0.0001 / 4) = 0.0070711, df 6. Alone, both ways at 5%: t(0.975, 6) =
+    2.447 (tables), so k = 3 decides (0.0212132); with k = 1 the t quantile does (2.447 SE = 0.0173029)."""
+    a = Spread(0.87, 0.01, 4)
+    assert one(a, a, Tolerances(3, 0.0)).allowed == pytest.approx(0.0212132, abs=1e-7)
+    assert one(a, a, Tolerances(1, 0.0)).allowed == pytest.approx(2.4469 * 0.0070711, abs=1e-6)
+    assert one(a, a, Tolerances(1, 0.0), only_lower=True).allowed == pytest.approx(1.9432 * 0.0070711, abs=1e-6)
+    assert one(a, a, Tolerances(1, 0.03)).allowed == 0.03
+    assert one(Spread(0.8, None, 1), Spread(0.8, None, 1), Tolerances(3, 0.01)).allowed is None
 
 
 def test_told_apart_compares_the_gap_with_the_tolerance_both_ways():
     a, rule = Spread(0.88, 0.01, 4), Tolerances(3, 0.0)
-    verdict = spread.told_apart(a, Spread(0.85, 0.01, 4), rule)
+    verdict = one(a, Spread(0.85, 0.01, 4), rule)
     assert (verdict.apart, verdict.fixed) == (True, False)
     assert verdict.allowed == pytest.approx(0.0212132, abs=1e-7)
     assert verdict.difference == pytest.approx(0.03) and verdict.a_higher and not verdict.a_lower
-    flipped = spread.told_apart(Spread(0.85, 0.01, 4), a, rule)
+    flipped = one(Spread(0.85, 0.01, 4), a, rule)
     assert flipped.apart is True and flipped.a_lower and not flipped.a_higher  # the sign of the gap does not matter
-    assert spread.told_apart(a, Spread(0.87, 0.01, 4), rule).apart is False
-    assert spread.told_apart(Spread(0.87, 0.0, 4), Spread(0.86, 0.0, 4), Tolerances(3, 0.01)).apart is False  # at the floor
-    assert spread.told_apart(Spread(0.8701, 0.0, 4), Spread(0.86, 0.0, 4), Tolerances(3, 0.01)).apart is True
-    no_spread = spread.told_apart(Spread(0.8, None, 1), Spread(0.9, None, 1), rule)
+    assert one(a, Spread(0.87, 0.01, 4), rule).apart is False
+    assert one(Spread(0.87, 0.0, 4), Spread(0.86, 0.0, 4), Tolerances(3, 0.01)).apart is False  # at the floor
+    assert one(Spread(0.8701, 0.0, 4), Spread(0.86, 0.0, 4), Tolerances(3, 0.01)).apart is True
+    assert one(a, Spread(0.85, 0.01, 4), rule, only_lower=True).apart is False  # higher: not what was asked
+    no_spread = one(Spread(0.8, None, 1), Spread(0.9, None, 1), rule)
     assert (no_spread.apart, no_spread.allowed) == (None, None) and not no_spread.a_lower
 
 
+def test_holm_steps_down_through_the_family_on_hand_worked_numbers():
+    """Three drops, 5 seeds a side, std 0.002: SE = 0.002 sqrt(2/5) = 0.0012649, df 8, k 0 (Holm alone), one way.
+    Drops 0.006, 0.004, 0.0025 are t = 4.743, 3.162, 1.976: p < 0.001, 0.005 < p < 0.01, 0.025 < p < 0.05 (t tables
+    for 8 df: 4.501 at 0.001; 2.896 at 0.01, 3.355 at 0.005; 2.306 at 0.025, 1.860 at 0.05). Holm holds them to
+    0.05/3, 0.05/2 and 0.05 in that order: all three told apart, the last (t 1.976 > 1.860) only because the two
+    before it were; Bonferroni (0.05/3 each) would keep it. Without the largest drop, the order starts at the
+    0.004 drop, the 0.0025 drop is held to 0.05/2 (needs t > 2.306) and is not told apart."""
+    rule, error = Tolerances(0.0, 0.0, false_alarm=0.05), 0.002 * math.sqrt(2 / 5)
+    then = Spread(0.87, 0.002, 5)
+
+    def drops(*sizes):
+        return comparison.told_apart([(Spread(0.87 - size, 0.002, 5), then) for size in sizes], rule, only_lower=True)
+
+    verdicts = drops(0.0025, 0.006, 0.004)  # listed out of order: the p-values order them
+    assert [v.apart for v in verdicts] == [True, True, True]
+    assert verdicts[0].allowed == pytest.approx(1.8595 * error, abs=1e-6)  # third step: 0.05 / 1
+    assert verdicts[2].allowed == pytest.approx(2.3060 * error, abs=1e-6)  # second step: 0.05 / 2
+    assert verdicts[1].allowed == pytest.approx(float(stats.t.isf(0.05 / 3, 8)) * error, abs=1e-9)  # first: 0.05 / 3
+    without = drops(0.0025, 0.0, 0.004)
+    assert [v.apart for v in without] == [False, False, True]
+    assert without[0].allowed == pytest.approx(2.3060 * error, abs=1e-6)
+    # k still binds where Holm's level would allow less: with k 3 the 0.0025 drop (1.976 SE) is never told apart.
+    assert not comparison.told_apart([(Spread(0.8675, 0.002, 5), then)], Tolerances(3, 0.0), only_lower=True)[0].apart
+
+
 def test_told_apart_falls_back_to_the_fixed_tolerance_only_without_any_spread():
-    one = Spread(0.80, None, 1)
-    fixed = spread.told_apart(one, Spread(0.806, None, 1), Tolerances(3, 0.0, fixed=0.005))
+    lone = Spread(0.80, None, 1)
+    fixed = one(lone, Spread(0.806, None, 1), Tolerances(3, 0.0, fixed=0.005))
     assert (fixed.apart, fixed.allowed, fixed.fixed) == (True, 0.005, True) and fixed.a_lower
-    measured = spread.told_apart(one, Spread(0.806, 0.01, 5), Tolerances(3, 0.0, fixed=0.005))
+    measured = one(lone, Spread(0.806, 0.01, 5), Tolerances(3, 0.0, fixed=0.005))
     assert measured.fixed is False and measured.apart is False  # one side's spread stands for both
 
 
 def test_the_rule_describes_itself_with_its_params():
-    assert Tolerances(3.0, 0.002).describe() == "3 standard errors of the difference (at least 0.002)"
-    assert Tolerances(2.5, 0.0).describe() == "2.5 standard errors of the difference"
+    assert Tolerances(3.0, 0.002).describe() == ("3 standard errors of the difference (at least 0.002), with false "
+                                                 "alarms held to 5% by Holm's method")
+    assert Tolerances(2.5, 0.0, false_alarm=0.01).describe() == ("2.5 standard errors of the difference, with false "
+                                                                 "alarms held to 1% by Holm's method")
 
 
 TOLERANCES = Tolerances(k=3.0, floor=0.002, fixed=0.005)
@@ -186,10 +223,11 @@ def test_a_drop_within_the_spread_passes_and_beyond_it_fails():
     assert warnings == [] and len(checks) == 1
     (check,) = checks
     assert (check.kind, check.passed, check.value) == ("drop", False, 0.846)
-    detects = sight.sight(Spread(0, 0.002, 5), Spread(0, 0.002, 5), TOLERANCES).detectable  # tests/test_sight.py
+    # one check alone, one way: t(0.95, 8) = 1.86 is below k, so k x SE; what it detects: tests/test_comparison.py
+    detects = comparison.sight(Spread(0, 0.002, 5), Spread(0, 0.002, 5), TOLERANCES, only_lower=True).detectable
     assert check.rule == f"0.8500 (-0.0040, allowed -{allowed:.4f}, detects {detects:.4f}) regression"
-    assert check.reason == (f"dropped 0.0040 from 0.8500 at main (allowed {allowed:.4f} = max(floor, k x SE of the "
-                            "difference))")
+    assert check.reason == (f"dropped 0.0040 from 0.8500 at main (allowed {allowed:.4f}, gates.floor or max(gates.k, "
+                            "Holm t) x SE of the difference)")
     reference["softmax.val_accuracy_mean"] = 0.846 + allowed  # exactly the tolerance: passes
     assert gate.check_drops(["softmax.val_accuracy_mean"], NOW, reference, "main", TOLERANCES)[0][0].passed
     reference["softmax.val_accuracy_mean"] = 0.840  # a rise always passes
@@ -221,7 +259,9 @@ def test_a_metric_new_since_the_reference_passes_saying_so_and_a_missing_one_is_
 
 
 def test_reproduction_holds_every_mean_within_its_tolerance_both_ways():
-    allowed = 3 * math.sqrt(2 * 0.002**2 / 5)
+    """Three means reproduced, both ways, one family: the moved one comes first in Holm's order, held to 0.05/3 both
+    ways, t(1 - 0.05/6, 8) = 3.0158 > k; the others, with nothing moved, last, where k = 3 is the larger."""
+    allowed = 3.015762 * math.sqrt(2 * 0.002**2 / 5)
     then = {**NOW, "softmax.val_accuracy_mean": 0.846 - allowed * 1.01, "softmax.val_accuracy": 0.8}
     checks, notes, warnings = gate.check_reproduced(NOW, then, "HEAD", TOLERANCES)
     by_metric = {c.metric: c for c in checks}
@@ -231,7 +271,8 @@ def test_reproduction_holds_every_mean_within_its_tolerance_both_ways():
     assert by_metric["softmax.val_accuracy_mean"].reason.startswith(f"differs by +{allowed * 1.01:.4f} from ")
     assert by_metric["softmax.val_accuracy_mean"].reason.endswith(f" at HEAD (allowed ±{allowed:.4f})")
     assert by_metric["softmax.test_accuracy_mean"].passed
-    detects = sight.sight(Spread(0, 0.003, 5), Spread(0, 0.003, 5), TOLERANCES).detectable
+    test_side = Spread(0.836, 0.003, 5)
+    detects = comparison.detectable(test_side, test_side, TOLERANCES, family=3, only_lower=False)
     assert by_metric["softmax.test_accuracy_mean"].rule == \
         f"0.8360 (+0.0000, within ±{3 * math.sqrt(2 * 0.003**2 / 5):.4f}, detects ±{detects:.4f})"
     assert notes[0] == ("single-seed accuracies (the chapter seed's run, the baseline's single fit): 1 of 2 identical "

@@ -15,6 +15,7 @@ import time
 import pytest
 import yaml
 
+from fmnist.core.comparison import Tolerances
 from fmnist.plumbing import params
 from fmnist.plumbing.errors import StageError
 from fmnist.tools import sweep
@@ -117,13 +118,14 @@ def metrics(mean, std, n=5):
 def test_the_best_point_beats_only_points_further_than_k_standard_errors_below_it():
     rows = [{"point": 1, "metrics": metrics(0.880, 0.002)}, {"point": 2, "metrics": metrics(0.890, 0.002)},
             {"point": 3, "metrics": metrics(0.889, 0.002)}]
-    best, said = sweep.verdicts(rows, k=3.0, floor=0.002)
+    best, said = sweep.verdicts(rows, Tolerances(3.0, 0.002))
     assert best["point"] == 2 and said[2] == "best"
-    # SE of the difference: sqrt(2 * 0.002² / 5) = 0.00126; 3 SE = 0.0038.
+    # SE of the difference: sqrt(2 * 0.002² / 5) = 0.00126; 3 SE = 0.0038, more than Holm's t for either of the two
+    # comparisons (t(1 - 0.05/4, 8) = 2.75 for the first, t(0.975, 8) = 2.31 for the second).
     assert said[1].startswith("beaten (−0.0100 > 0.0038")
     assert said[3].startswith("not told apart (−0.0010 ≤ 0.0038")
     best, said = sweep.verdicts([{"point": 1, "metrics": metrics(0.88, None, 1)},
-                                 {"point": 2, "metrics": metrics(0.87, None, 1)}], k=3.0, floor=0.002)
+                                 {"point": 2, "metrics": metrics(0.87, None, 1)}], Tolerances(3.0, 0.002))
     assert said[2] == "one seed: no spread to judge by"
 
 

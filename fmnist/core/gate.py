@@ -2,7 +2,8 @@
 
 Gated metrics are means across seeds (`softmax.val_accuracy_mean`; the baseline's `cv_accuracy` is a mean
 across its CV folds). Two means count as different only when fmnist.core.spread.told_apart, the one rule every
-comparison uses, tells them apart by both sides' measured spreads. Where no spread can be estimated (one seed),
+comparison uses, tells them apart by both sides' measured spreads, with Holm's method holding the
+family-wise false alarm to gates.false_alarm. Where no spread can be estimated (one seed),
 the gate says so and uses the stated fixed tolerance instead.
 
 The numbers come from DVC itself (`dvc metrics show --json`, `dvc metrics diff --all --json`), so the
@@ -20,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist.core import results, sight
-from fmnist.core.sight import POWER, WORDS, Sight
-from fmnist.core.spread import Spread, Tolerances, Verdict
+from fmnist.core import comparison, results
+from fmnist.core.comparison import POWER, WORDS, Sight, Tolerances, Verdict
+from fmnist.core.spread import Spread
 from fmnist.plumbing import paths
 from fmnist.plumbing.errors import StageError
 from fmnist.plumbing.paths import BASELINE
@@ -171,7 +172,7 @@ def check_drops(metrics: list[str], current: dict[str, object], reference: dict[
     """No mean may fall below its value at ref by more than chance allows (the spread tolerance). A metric
     that ref does not have yet (a new variant) has nothing to drop from and passes, saying so. Returns the
     checks and a warning for each metric checked against the fixed tolerance."""
-    checks, warnings = [], []
+    checks, warnings, compared = [], [], []
     for metric in metrics:
         now = spread_of(metric, current)
         if now is None:
@@ -179,8 +180,10 @@ def check_drops(metrics: list[str], current: dict[str, object], reference: dict[
         then = spread_of(metric, reference)
         if then is None:
             checks.append(Check(metric, now.mean, "drop", f"new, not at {ref}", True, spread=now))
-            continue
-        seen = sight.sight(now, then, tolerances)
+        else:
+            compared.append((metric, now, then))
+    seen_all = comparison.sights([(now, then) for _, now, then in compared], tolerances, only_lower=True)
+    for (metric, now, then), seen in zip(compared, seen_all):
         verdict = seen.verdict
         allowed, change, fixed = verdict.allowed, verdict.difference, _fixed(verdict, now, then)
         if fixed:
@@ -191,7 +194,8 @@ def check_drops(metrics: list[str], current: dict[str, object], reference: dict[
                f"{_detects(seen)}) {seen.word}"
         checks.append(Check(metric, now.mean, "drop", rule, passed, "" if passed else
                             f"dropped {-change:.4f} from {then.mean:.4f} at {ref} (allowed {allowed:.4f}"
-                            f"{', ' + fixed if fixed else ' = max(floor, k x SE of the difference)'})", now, seen))
+                            f"{', ' + fixed if fixed else ', gates.floor or max(gates.k, Holm t) x SE of the difference'})",
+                            now, seen))
     return checks, warnings
 
 
@@ -199,11 +203,11 @@ def _detects(seen: Sight, sign: str = "") -> str:
     return "" if seen.detectable is None else f", detects {sign}{seen.detectable:.4f}"
 
 
-def sight_lines(checks: list[Check], detect: float) -> list[str]:
+def sight_lines(checks: list[Check], detect: float, false_alarm: float) -> list[str]:
     """What the drop (or reproduction) checks could see, under the table: how many of each verdict, the range of
     drops they catch with 80% power and those that cannot catch `detect` (params.yaml gates.detect), and the
-    chance of at least one false alarm across them all (at most the sum of each check's, whatever their
-    dependence; twice each one-way chance for a reproduction, which fails a change either way)."""
+    family-wise false alarm: held to `false_alarm` (gates.false_alarm) by Holm's method whatever else changed, and
+    with no change anywhere at most the sum of each check's chance at Holm's first level."""
     compared = [check for check in checks if check.sight is not None and check.sight.verdict.allowed is not None]
     if not compared:
         return []
@@ -225,12 +229,12 @@ def sight_lines(checks: list[Check], detect: float) -> list[str]:
         lines.append(f"false alarm: not known ({chances.count(None)} of {len(compared)} checks use the fixed "
                      "tolerance: no spread)")
     else:
-        sides = 2 if reproduce else 1
-        each = f"{sides * min(chances):.2%}" + ("" if f"{min(chances):.4%}" == f"{max(chances):.4%}"
-                                                 else f" to {sides * max(chances):.2%}")
-        lines.append(f"false alarm: at most {min(1.0, sides * sum(chances)):.1%} across the {len(compared)} checks "
-                     f"together (each {each}: {'2 ' if reproduce else ''}P(T > allowed / SE), Welch's degrees "
-                     "of freedom)")
+        each = f"{min(chances):.2%}" + ("" if f"{min(chances):.4%}" == f"{max(chances):.4%}"
+                                        else f" to {max(chances):.2%}")
+        lines.append(f"false alarm: at most {false_alarm:.0%} across the {len(compared)} checks together "
+                     f"(gates.false_alarm, held by Holm's method); with no change anywhere at most "
+                     f"{min(false_alarm, sum(chances)):.1%} (each {each}: {'2 ' if reproduce else ''}P(T > allowed / SE) "
+                     "at Holm's first level, Welch's degrees of freedom)")
     return lines
 
 
@@ -249,19 +253,24 @@ class Need:
 def power(metrics: list[str], current: dict[str, object], tolerances: Tolerances, detect: float,
           most: int) -> list[Need]:
     """For each gated metric with a measured spread, the seeds (replicates) per side that bring its detectable drop
-    to `detect` or below, the committed std taken as the truth on both sides of a future comparison."""
+    to `detect` or below, the committed std taken as the truth on both sides of a future comparison, as one of the
+    family of all of them (Holm's first level)."""
+    family = len(metrics)
+
+    def detects(side: Spread) -> float:
+        return comparison.detectable(side, side, tolerances, family, only_lower=True)
+
     needs = []
     for metric in metrics:
         now = spread_of(metric, current)
         if now is None or not now.estimable:
             continue
         if f"{metric.partition('.')[0]}.cv_folds" in current:  # deterministic; its spread is its folds'
-            needs.append(Need(metric, now, sight.sight(now, now, tolerances).detectable, None, float("nan"), True))
+            needs.append(Need(metric, now, detects(now), None, float("nan"), True))
             continue
-        widest = Spread(now.mean, now.std, most)
-        needs.append(Need(metric, now, sight.sight(now, now, tolerances).detectable,
-                          sight.replicates_to_detect(now.std, detect, tolerances, most),
-                          sight.sight(widest, widest, tolerances).detectable))
+        needs.append(Need(metric, now, detects(now),
+                          comparison.replicates_to_detect(now.std, detect, tolerances, family, most),
+                          detects(Spread(now.mean, now.std, most))))
     return needs
 
 
@@ -322,7 +331,7 @@ def paired_lines(ref: str) -> list[str]:
     if not np.array_equal(actual, actual_then):
         return [f"paired: {path} here and at {ref} are not the same test images (other data or split): "
                 "nothing to pair"]
-    pair = sight.paired(actual, now, then)
+    pair = comparison.paired(actual, now, then)
     if pair.only_a + pair.only_b == 0:
         return [f"paired, models/best vs {ref}'s on {pair.images} test images: the same right answers on every one "
                 "(McNemar p = 1)"]
@@ -350,14 +359,16 @@ def check_reproduced(current: dict[str, object], reference: dict[str, object], r
     and warnings (fixed tolerances)."""
     checks, notes, warnings = [], [], []
     gated = _spread_metrics(current) | _spread_metrics(reference)
-    for metric in sorted(gated):
-        now, then = spread_of(metric, current), spread_of(metric, reference)
-        if now is None or then is None:
+    sides = {metric: (spread_of(metric, current), spread_of(metric, reference)) for metric in sorted(gated)}
+    compared = [metric for metric, (now, then) in sides.items() if now is not None and then is not None]
+    seen_all = dict(zip(compared, comparison.sights([sides[metric] for metric in compared], tolerances)))
+    for metric, (now, then) in sides.items():
+        if metric not in seen_all:
             where = "in this run" if now is None else f"at {ref}"
             checks.append(Check(metric, now.mean if now else None, "reproduce", "missing", False,
                                 f"missing {where}", now))
             continue
-        seen = sight.sight(now, then, tolerances)
+        seen = seen_all[metric]
         verdict = seen.verdict
         allowed, difference, fixed = verdict.allowed, verdict.difference, _fixed(verdict, now, then)
         if fixed:

@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from fmnist.core import spread
+from fmnist.core import comparison
 from fmnist.core.dataset import CLASS_NAMES
 from fmnist.core.formatting import describe_params, library_versions, mean_std, minus
 from fmnist.core.results import BASELINE, Result, val_accuracy_spread
@@ -100,8 +100,9 @@ def chapter_markdown(table: pd.DataFrame, seed: int, folds: int) -> str:
     return shown.to_markdown(index=False, disable_numparse=True, colalign=("left", "left") + ("right",) * 6)
 
 
-def _within_noise(best: str, table: pd.DataFrame, tolerances: spread.Tolerances) -> str:
-    """Which other variants the seed spread cannot tell apart from the best (spread.told_apart, the gate's rule)."""
+def _within_noise(best: str, table: pd.DataFrame, tolerances: comparison.Tolerances) -> str:
+    """Which other variants the seed spread cannot tell apart from the best (comparison.told_apart, the gate's rule,
+    the best against each other variant as one family)."""
     rows = table.set_index("variant")
 
     def as_spread(name):
@@ -109,13 +110,14 @@ def _within_noise(best: str, table: pd.DataFrame, tolerances: spread.Tolerances)
 
     if not as_spread(best).estimable:
         return "With one seed there is no spread to tell it from the others by."
-    close = [name for name in rows.index if name not in (best, BASELINE)
-             and spread.told_apart(as_spread(best), as_spread(name), tolerances).apart is False]
+    others = [name for name in rows.index if name not in (best, BASELINE)]
+    verdicts = comparison.told_apart([(as_spread(best), as_spread(name)) for name in others], tolerances)
+    close = [name for name, verdict in zip(others, verdicts) if verdict.apart is False]
     if not close:
         return (f"The seed spread tells every other variant apart from it: each is below {best}'s mean validation "
-                f"accuracy by more than {tolerances.describe()}.")
-    return (f"Not told apart from it by the seed spread, within {tolerances.describe()} of its mean validation "
-            f"accuracy: {', '.join(close)}. It is the best by a margin that seed noise could make.")
+                f"accuracy by more than the spread allows ({tolerances.describe()}).")
+    return (f"Not told apart from it by the seed spread ({tolerances.describe()}): {', '.join(close)}. It is the "
+            "best by a margin that seed noise could make.")
 
 
 def per_class_markdown(result: Result) -> str:
@@ -125,8 +127,8 @@ def per_class_markdown(result: Result) -> str:
         index=False, disable_numparse=True, colalign=("left", "right"))
 
 
-def tuned_verdict(table: pd.DataFrame, tolerances: spread.Tolerances) -> str:
-    """Whether the variant `tuned` beats the best other variant by more than the seed spread (spread.told_apart,
+def tuned_verdict(table: pd.DataFrame, tolerances: comparison.Tolerances) -> str:
+    """Whether the variant `tuned` beats the best other variant by more than the seed spread (comparison.told_apart,
     the gate's rule), or that it does not."""
     rows = table.set_index("variant")
     others = [name for name in rows.index if name not in (paths.TUNED, BASELINE)]
@@ -136,7 +138,7 @@ def tuned_verdict(table: pd.DataFrame, tolerances: spread.Tolerances) -> str:
     said = (f"`{paths.TUNED}`: mean validation accuracy {mean_std(tuned.mean, tuned.std)} ({tuned.n} seeds) against "
             f"{rival}, the best of the others, {mean_std(best.mean, best.std)} ({best.n} seeds): "
             f"{minus(f'{difference:+.4f}')}")
-    verdict = spread.told_apart(tuned, best, tolerances)
+    verdict = comparison.told_apart([(tuned, best)], tolerances)[0]
     within = f"the tolerance of {verdict.allowed:.4f}, {tolerances.describe()}" if verdict.allowed is not None else ""
     if verdict.apart is None:
         return said + ". With one seed each there is no spread to judge the difference by."
@@ -148,7 +150,7 @@ def tuned_verdict(table: pd.DataFrame, tolerances: spread.Tolerances) -> str:
             "spread; the search found nothing the seeds can tell apart from the best hand-made variant.")
 
 
-def tuning_markdown(table: pd.DataFrame, variants: dict[str, Variant], tolerances: spread.Tolerances) -> list[str]:
+def tuning_markdown(table: pd.DataFrame, variants: dict[str, Variant], tolerances: comparison.Tolerances) -> list[str]:
     """The tuning section: the study's outcome and Optuna's figures (when `make tune` has run), and how the
     promoted variant `tuned` compares (when it is declared)."""
     if not paths.TUNING_BEST.is_file() and paths.TUNED not in variants:
@@ -182,7 +184,7 @@ def _check_figures(names: list[str]) -> None:
 
 def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, Variant], best: str,
            rule: SelectParams, download: DownloadParams, prepare: PrepareParams, seed: int,
-           tolerances: spread.Tolerances, image_counts: dict[str, int]) -> str:
+           tolerances: comparison.Tolerances, image_counts: dict[str, int]) -> str:
     """The markdown of reports/summary.md. Figure and card links are relative to reports/."""
     if not paths.MODEL_CARD.is_file():
         raise StageError(f"{paths.MODEL_CARD}: not found; run `dvc repro select`")
@@ -222,8 +224,9 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
         "mean validation accuracy; σ is the standard deviation across seeds. Variants with a checkpoint are",
         f"scored from their best checkpoint. The baseline is one fit (validation, test) and a {folds}-fold CV.",
         f"Two means are told apart from seed noise only when they differ by more than {tolerances.k:g} standard errors",
-        f"of their difference, {tolerances.k:g}·√(σ₁²/n₁ + σ₂²/n₂), and by more than {tolerances.floor:g} (params.yaml",
-        "`gates`; the gate's rule, `make gate`).",
+        f"of their difference, {tolerances.k:g}·√(σ₁²/n₁ + σ₂²/n₂), by more than {tolerances.floor:g}, and by more than",
+        "Holm's method allows when the chance of any false alarm among the comparisons made together is held to",
+        f"{tolerances.false_alarm:.0%} (params.yaml `gates`; the gate's rule, `make gate`; docs/statistics.md).",
         "",
         results_markdown(table, seed),
         "",

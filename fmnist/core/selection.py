@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmnist.core import formatting, report, robustness, spread
+from fmnist.core import comparison, formatting, report, robustness
 from fmnist.core.dataset import CLASS_NAMES, split_sizes
 from fmnist.core.idx import IMAGE_SHAPE
 from fmnist.core.results import Result, val_accuracy_spread
@@ -90,18 +90,22 @@ def _accuracy_rows(metrics: dict, details: dict, seed: int) -> str:
     return frame.to_markdown(index=False, disable_numparse=True, colalign=("left", "right", "right"))
 
 
-def _runners_up(chosen: str, rule: SelectParams, candidates: dict[str, Result], tolerances: spread.Tolerances) -> str:
-    """The next candidates, and whether the seed spread tells the choice apart from them (spread.told_apart, the
-    gate's rule with params.yaml gates.k and gates.floor)."""
+def _runners_up(chosen: str, rule: SelectParams, candidates: dict[str, Result], tolerances: comparison.Tolerances) -> str:
+    """The next candidates, and whether the seed spread tells the choice apart from them (comparison.told_apart, the
+    gate's rule with params.yaml gates.k, gates.floor and gates.false_alarm; the choice against every other
+    candidate is one family)."""
     sign = 1 if rule.higher_is_better() else -1
     order = sorted(candidates, key=lambda name: -sign * candidates[name].metrics[rule.metric])
+    others = [name for name in order if name != chosen]
+    verdicts = dict(zip(others, comparison.told_apart(
+        [(val_accuracy_spread(candidates[chosen].metrics), val_accuracy_spread(candidates[name].metrics))
+         for name in others], tolerances)))
     lines = []
-    for name in [n for n in order if n != chosen][:3]:
+    for name in others[:3]:
         metrics = candidates[name].metrics
         text = f"- {name}: {rule.metric} {metrics[rule.metric]:.4f}"
         if rule.metric == "val_accuracy_mean":
-            verdict = spread.told_apart(val_accuracy_spread(candidates[chosen].metrics), val_accuracy_spread(metrics),
-                                        tolerances)
+            verdict = verdicts[name]
             if verdict.apart is not None:
                 told = "told apart" if verdict.apart else "not told apart from seed noise"
                 text += (f" ± {metrics['val_accuracy_std']:.4f}; {abs(verdict.difference):.4f} behind, {told}; "
@@ -187,7 +191,7 @@ def _alongside_section(assessment: dict, test_images: int) -> list[str]:
 
 
 def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams, candidates: dict[str, Result],
-               confusion: np.ndarray, tolerances: spread.Tolerances, image_counts: dict[str, int],
+               confusion: np.ndarray, tolerances: comparison.Tolerances, image_counts: dict[str, int],
                assessment: dict) -> str:
     """reports/model_card.md: what the model is for, how well it does, where it fails, how to remake it."""
     name, metrics, details = selected["variant"], result.metrics, result.details

@@ -19,7 +19,7 @@ experiments and pushes them; `make sweep-collect` pulls every point of the grid 
   apply` of a point followed by `dvc repro` recomputes nothing), reads each point's metrics from its
   experiment commit and writes reports/sweeps/<S>.md and .json: every point with its seed spread, the
   best by mean validation accuracy (never test), and whether it beats each other point by more than
-  k standard errors of the difference of the means (params.yaml `gates.k`, as the gate judges). Points
+  the seed spread allows (fmnist.core.comparison.told_apart with params.yaml `gates`, as the gate judges). Points
   not on the remote are listed as missing, with the share that owes them, and collect exits 1.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import yaml
 
 from fmnist.compat import experiments as compat
-from fmnist.core import spread
+from fmnist.core import comparison
 from fmnist.core.formatting import mean_std
 from fmnist.core.results import val_accuracy_spread
 from fmnist.plumbing import atomic, params
@@ -250,19 +250,17 @@ def point_result(point: Point, commit: str, variant: str) -> dict:
             "val_accuracy_min": seeds.get("min"), "val_accuracy_max": seeds.get("max")}
 
 
-def verdicts(rows: list[dict], k: float, floor: float) -> tuple[dict | None, dict[int, str]]:
-    """The best point by mean validation accuracy and, for every other, whether the best beats it by more than
-    k standard errors of the difference of the two means ('beaten'), or not ('not told apart')."""
+def verdicts(rows: list[dict], tolerances: comparison.Tolerances) -> tuple[dict | None, dict[int, str]]:
+    """The best point by mean validation accuracy and, for every other, whether the seed spread tells the best
+    apart from it ('beaten') or not ('not told apart'): the best against every other point is one family."""
     if not rows:
         return None, {}
     best = max(rows, key=lambda row: row["metrics"]["val_accuracy_mean"])
-    said = {}
-    for row in rows:
-        if row is best:
-            said[row["point"]] = "best"
-            continue
-        a, b = val_accuracy_spread(best["metrics"]), val_accuracy_spread(row["metrics"])
-        verdict = spread.told_apart(a, b, spread.Tolerances(k, floor))
+    others = [row for row in rows if row is not best]
+    judged = comparison.told_apart([(val_accuracy_spread(best["metrics"]), val_accuracy_spread(row["metrics"]))
+                                    for row in others], tolerances)
+    said = {best["point"]: "best"}
+    for row, verdict in zip(others, judged):
         if verdict.apart is None:
             said[row["point"]] = "one seed: no spread to judge by"
         elif verdict.apart:
@@ -272,10 +270,10 @@ def verdicts(rows: list[dict], k: float, floor: float) -> tuple[dict | None, dic
     return best, said
 
 
-def table_markdown(points: list[Point], rows: list[dict], variant: str, shares: int | None, k: float,
-                   floor: float) -> tuple[str, dict]:
+def table_markdown(points: list[Point], rows: list[dict], variant: str, shares: int | None,
+                   tolerances: comparison.Tolerances) -> tuple[str, dict]:
     by_point = {row["point"]: row for row in rows}
-    best, said = verdicts(rows, k, floor)
+    best, said = verdicts(rows, tolerances)
     keys = [key for key, _ in points[0].settings]
     header = ["point", "share", *[f"`{key.lstrip('+')}`" for key in keys], "val accuracy mean ± σ (seeds)", "min–max",
               "saved model's val accuracy", "test accuracy mean", "against the best", "experiment"]
@@ -302,7 +300,7 @@ def table_markdown(points: list[Point], rows: list[dict], variant: str, shares: 
     if best is not None:
         beaten = sum(text.startswith("beaten") for text in said.values())
         close = [str(i) for i, text in said.items() if text.startswith("not told apart")]
-        verdict = (f"it beats every other point by more than {k:g} standard errors" if not close and beaten == len(rows) - 1
+        verdict = ("the seed spread tells it apart from every other point" if not close and beaten == len(rows) - 1
                    else f"the seed spread does not tell it apart from point(s) {', '.join(close)}" if close
                    else "without a seed spread nothing can be said about noise")
         notes.append(f"Best: point {best['point']} ({points[best['point'] - 1].describe()}), mean validation accuracy "
@@ -317,9 +315,10 @@ def table_markdown(points: list[Point], rows: list[dict], variant: str, shares: 
     elif baselines:
         notes.append(f"All points ran on baseline commit {baselines[0]}.")
     text = (f"Variant `{variant}`: validation accuracy across seeds; the best by mean validation accuracy (never "
-            f"test); 'beaten' when its mean is more than max({floor:g}, {k:g} standard errors of the difference) "
-            "below the best's.\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n")
-    summary = {"variant": variant, "k": k, "floor": floor, "points": len(points),
+            f"test); 'beaten' when its mean is further below the best's than {tolerances.describe()} "
+            "allow (the gate's rule).\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n")
+    summary = {"variant": variant, "k": tolerances.k, "floor": tolerances.floor,
+               "false_alarm": tolerances.false_alarm, "points": len(points),
                "best": best["point"] if best else None, "missing": [p.index for p in missing],
                "rows": [{**row, "verdict": said[row["point"]]} for row in rows]}
     return text, summary
@@ -372,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     gates = params.parse(GatesParams, document.get("gates"))
     commits = pull_points(points, args.git_remote)
     rows = [point_result(point, commits[point.name], variant) for point in points if point.name in commits]
-    text, summary = table_markdown(points, rows, variant, args.shares, gates.k, gates.floor)
+    text, summary = table_markdown(points, rows, variant, args.shares,
+                                   comparison.Tolerances(gates.k, gates.floor, false_alarm=gates.false_alarm))
     SWEEPS_DIR.mkdir(parents=True, exist_ok=True)
     atomic.write_text(SWEEPS_DIR / f"{name}.md", f"# Sweep {name}\n\n`{args.grid}`\n\n" + text)
     atomic.write_json(SWEEPS_DIR / f"{name}.json", {"sweep": name, "grid": args.grid, **summary})
