@@ -24,7 +24,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # quotes, ';', $( ) or backticks in them would run as commands. `$(value ...)` keeps make itself from expanding
 # a '$' in them. The *_ARGS ones hold several options: split on spaces (globbing off, `set -f`), nothing else.
 SHARE ?= 1/1
-USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARGS
+TEST_WORKERS ?= auto
+DASHBOARD_PORT ?= 8080
+USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARGS TEST_WORKERS DASHBOARD_PORT PYTHON
 $(foreach name,$(USER_VALUES),$(eval override $(name) := $$(value $(name))))
 export $(USER_VALUES)
 
@@ -36,16 +38,17 @@ help:  ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/^([a-z-]+):.*## (.*)/\1|\2/' | \
 	  awk -F'|' '{ printf "make %-15s %s\n", $$1, $$2 }'
 
-# params.yaml is checked whole first: DVC would start stages before the one with a bad value rejects it.
+# params.yaml is checked whole first: DVC would start stages before the one with a bad value rejects it. What a stopped
+# run left (a journal, temporaries) is repaired next, before DVC hashes the outputs (fmnist/plumbing/transaction.py).
 repro: $(STAMP)  ## set up .venv, check params.yaml, run the pipeline (dvc repro)
 	python -m fmnist.schema
+	python -m fmnist.plumbing.transaction
 	dvc repro
 
 # PYTEST_ARGS goes through pytest's own PYTEST_ADDOPTS, which splits it as a shell would (-k 'a and b') but runs nothing.
 # The tests run on every core (pytest-xdist; TEST_WORKERS=0 for one process), each module on one worker: a module's
 # set-up (a copy of the tiny pipeline, a remote, a study) is made once, and the heaviest modules start first.
-TEST_WORKERS ?= auto
-PYTEST := PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+PYTEST := PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest -n "$$TEST_WORKERS" --dist loadscope --no-loadscope-reorder
 test: $(STAMP)  ## set up .venv, run the tests (PYTEST_ARGS: more pytest options)
 	$(PYTEST)
 
@@ -63,6 +66,7 @@ power: $(STAMP)  ## the seeds each gated mean needs to detect a drop of gates.de
 RUN_LOG := .dvc/tmp/stages-run.log
 reproduce: $(STAMP)  ## force every stage, then check the means against HEAD's spread
 	python -m fmnist.schema
+	python -m fmnist.plumbing.transaction
 	mkdir -p $(dir $(RUN_LOG)) && rm -f $(RUN_LOG)
 	FMNIST_RUN_LOG="$(abspath $(RUN_LOG))" dvc repro --force
 	python -m stages.gate --reproduces HEAD --ran $(RUN_LOG)
@@ -78,7 +82,7 @@ tune: $(STAMP)  ## the Optuna study of params.yaml tune; run again to resume (TU
 
 # The study (tuning/study.db, fetched with DVC where missing) in optuna-dashboard: DASHBOARD_PORT, default 8080.
 dashboard: $(STAMP)  ## the tuning study in optuna-dashboard at http://127.0.0.1:8080
-	python -m fmnist.tools.tune dashboard --port $${DASHBOARD_PORT:-8080}
+	python -m fmnist.tools.tune dashboard --port "$$DASHBOARD_PORT"
 
 # The study's best trial becomes the variant `tuned` in params.yaml; `make repro` then trains and reports it.
 tune-promote: $(STAMP)  ## the study's best trial becomes the variant tuned
@@ -87,7 +91,7 @@ tune-promote: $(STAMP)  ## the study's best trial becomes the variant tuned
 # A grid of params.yaml values as DVC experiments, split over machines (fmnist/tools/sweep.py, docs/scaling.md). Every machine runs its share and pushes it; one collects:
 #   make sweep GRID='variants.dropout30.hidden.0.dropout=0.1,0.2,0.3,0.5' SHARE=2/4
 #   make sweep-collect GRID='...' SHARES=4
-# SWEEP names the experiments (default: sweep- and a hash of the grid); SWEEP_ARGS passes more options.
+# SWEEP names the experiments (default: sweep-, a hash of the grid and the commit); SWEEP_ARGS passes more options.
 sweep: $(STAMP)  ## run this machine's share of a grid as DVC experiments (GRID, SHARE, SWEEP)
 	python -m fmnist.schema
 	set -f; python -m fmnist.tools.sweep run --grid "$$GRID" --share "$$SHARE" $${SWEEP:+--name "$$SWEEP"} $$SWEEP_ARGS
@@ -97,18 +101,26 @@ sweep-collect: $(STAMP)  ## pull every share's points, write reports/sweeps/<SWE
 
 # Mutation testing of the statistics that decide pass or fail (pyproject.toml [tool.mutmut]): a developer tool,
 # installed on demand, not part of the lock.
+# It fails below MUTATION_MIN percent of the mutants killed (mutmut's own score: killed and timed out over those
+# tested); the weekly workflow runs it.
 MUTMUT_VERSION := 3.8.1
-mutation: $(STAMP)  ## mutation testing of the pass/fail statistics (mutmut)
+MUTATION_MIN := 80
+mutation: $(STAMP)  ## mutation testing of the pass/fail statistics (mutmut), at least MUTATION_MIN% killed
 	$(UV) pip install --quiet --python $(BIN)/python mutmut==$(MUTMUT_VERSION)
 	rm -rf mutants
 	mutmut run
 	mutmut results
+	mutmut export-cicd-stats
+	python -c 'import json, sys; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
+	  tested = s["total"] - s["skipped"]; killed = s["killed"] + s["timeout"]; score = 100 * killed / max(tested, 1); \
+	  print(f"mutation score {score:.1f}%: {killed} of {tested} mutants killed; at least {sys.argv[1]}% required"); \
+	  sys.exit(score < float(sys.argv[1]))' $(MUTATION_MIN)
 
 # The tests against the newest releases of requirements.in's packages, unpinned, in .venv-latest (the scheduled
 # workflow .github/workflows/latest.yml): an upgrade's breakage shows here before users meet it. Prints what
 # differs from the lock first.
 test-latest: | $(UV)  ## the tests against the newest releases, unpinned, in .venv-latest
-	rm -rf .venv-latest && $(UV) venv --quiet --python $(PYTHON) .venv-latest
+	rm -rf .venv-latest && $(UV) venv --quiet --python "$$PYTHON" .venv-latest
 	sed -E 's/[=<>!~]=[^ ;#]*//; s/[[:space:]]*#.*//' requirements.in | grep -v '^$$' > .venv-latest/requirements-latest.txt
 	$(UV) pip install --quiet --python .venv-latest/bin/python -r .venv-latest/requirements-latest.txt
 	$(UV) pip freeze --python .venv-latest/bin/python > .venv-latest/freeze.txt
@@ -123,13 +135,13 @@ venv: $(STAMP)  ## create or update .venv from requirements.txt only
 # write them (PYTHONDONTWRITEBYTECODE, as on some CI machines) every process would compile TensorFlow again: its
 # import took 25 s instead of 11 s here.
 $(STAMP): requirements.txt | $(UV)
-	test -x $(BIN)/python || $(UV) venv --quiet --seed --python $(PYTHON) $(VENV)
+	test -x $(BIN)/python || $(UV) venv --quiet --seed --python "$$PYTHON" $(VENV)
 	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
 	touch $@
 
 # -qq: pip's errors only (a machine's own pip configuration can add warnings about index locations).
 $(UV):
-	$(PYTHON) -m pip install --quiet --quiet --disable-pip-version-check --target $(abspath .uv/$(UV_VERSION)) \
+	"$$PYTHON" -m pip install --quiet --quiet --disable-pip-version-check --target $(abspath .uv/$(UV_VERSION)) \
 	  uv==$(UV_VERSION)
 
 # Written to a new file, then moved: uv would otherwise take the old lock's pins as preferences, and keep a

@@ -1,4 +1,5 @@
 """The CI entry points: .ci/run and the GitHub workflow run the same make targets, and both parse."""
+import json
 import os
 import re
 import subprocess
@@ -168,10 +169,13 @@ EVIL = 'x"\';date>pwned0;echo"$(date>pwned1)`date>pwned2`\'$PATH'
 
 
 def test_values_passed_to_make_never_reach_a_shell_line():
-    variables = ["GRID", "SHARE", "SHARES", "SWEEP", "SWEEP_ARGS", "GATE_ARGS", "TUNE_ARGS", "PYTEST_ARGS"]
-    for target in ("sweep", "sweep-collect", "gate", "tune", "test"):
-        printed = make_dry_run("-W", "requirements.txt", target, *(f"{v}={EVIL}" for v in variables))
+    variables = ["GRID", "SHARE", "SHARES", "SWEEP", "SWEEP_ARGS", "GATE_ARGS", "TUNE_ARGS", "PYTEST_ARGS",
+                 "TEST_WORKERS", "DASHBOARD_PORT", "PYTHON"]
+    for target in ("sweep", "sweep-collect", "gate", "tune", "test", "dashboard", "venv", "test-latest"):
+        printed = make_dry_run("-W", "requirements.txt", "-B", target, *(f"{v}={EVIL}" for v in variables))
         assert "pwned" not in printed, (target, printed)
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert all(value in makefile.split("USER_VALUES :=")[1].splitlines()[0] for value in variables)
     assert recipe_argv("sweep", {"GRID": EVIL, "SHARE": EVIL, "SWEEP": EVIL}) == [
         ["run", "--grid", EVIL, "--share", EVIL, "--name", EVIL]]
 
@@ -308,3 +312,51 @@ def test_a_test_over_max_test_seconds_fails_the_run_and_the_wait_for_a_shared_pi
         assert "error: 2 test(s) took longer than allowed" in over
         assert "5 passed" in timed.stdout
     assert pytest("--max-test-seconds", "1.3").returncode == 0  # a larger limit moves the marked tests' bounds too
+
+
+def test_every_workflow_grants_least_privilege_and_hands_secrets_only_to_the_steps_that_use_them():
+    """Top-level `contents: read` everywhere; `contents: write` only in the job that pushes (a sweep's share); the
+    checkout keeps no credentials where nothing is pushed or fetched with them; the DVC remote's secrets appear in
+    no workflow's or job's environment, only in the steps that pull or push."""
+    for path in sorted((REPO_ROOT / ".github/workflows").glob("*.yml")):
+        document = yaml.safe_load(path.read_text())
+        assert document.get("permissions") == {"contents": "read"}, path.name
+        assert "secrets." not in json.dumps(document.get("env", {})), path.name
+        for name, job in document["jobs"].items():
+            where = f"{path.name}: {name}"
+            writes = job.get("permissions", {}).get("contents") == "write"
+            assert writes == (path.name == "sweep.yml" and name == "share"), where
+            assert "secrets." not in json.dumps(job.get("env", {})), where
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("actions/checkout"):
+                    keeps = step.get("with", {}).get("persist-credentials", True)
+                    assert keeps == (path.name == "sweep.yml" and name in ("share", "collect")), where
+                if "secrets.AWS" in json.dumps(step.get("env", {})):
+                    assert "dvc" in step.get("run", "") or "make sweep" in step.get("run", ""), (where, step)
+
+
+def test_a_test_without_its_service_or_data_skips_here_but_fails_in_ci():
+    """tests.conftest.unavailable: the real-data test (likewise PostgreSQL's and Chromium's) with no real data is
+    skipped on a developer's machine and fails where CI=true, so a CI run cannot go green without it."""
+    test = "tests/test_predict.py::test_photo_like_versions_of_real_test_images_keep_their_predicted_class"
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("FASHION_MNIST_MIRROR", "CI", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    outcomes = {}
+    for ci in (None, "true"):
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                                 "-rsf", test], cwd=REPO_ROOT, env={**env, **({"CI": ci} if ci else {})},
+                                capture_output=True, text=True)
+        outcomes[ci] = (result.returncode, result.stdout)
+    assert outcomes[None][0] == 0 and "1 skipped" in outcomes[None][1], outcomes[None][1]
+    assert outcomes["true"][0] == 1 and "1 error" in outcomes["true"][1], outcomes["true"][1]  # in its fixture
+    assert "CI=true: in CI this is a failure, not a skip" in outcomes["true"][1]
+
+
+def test_the_weekly_workflow_runs_the_mutation_score_with_its_threshold():
+    document = yaml.safe_load((REPO_ROOT / ".github/workflows/latest.yml").read_text())
+    steps = [step.get("run", "") for step in document["jobs"]["mutation"]["steps"]]
+    assert "make mutation" in steps
+    printed = make_dry_run("mutation")
+    assert "mutmut export-cicd-stats" in printed and "sys.exit(score < float(sys.argv[1]))' 80" in printed
+    config = (REPO_ROOT / "pyproject.toml").read_text()
+    assert '"fmnist/core/choice.py"' in config.split("only_mutate")[1].splitlines()[0]  # the selection rule

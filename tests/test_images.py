@@ -228,3 +228,95 @@ def test_a_phone_jpeg_with_a_second_image_is_read_from_its_first(tmp_path):
     with Image.open(tmp_path / "ultra_hdr.jpg") as opened:
         assert (opened.format, opened.n_frames) == ("MPO", 2)  # what the test is about
     assert np.array_equal(images.read(tmp_path / "ultra_hdr.jpg"), images.read(tmp_path / "plain.jpg"))
+
+
+def png_header_only(path, width: int, height: int) -> None:
+    """A PNG that declares width x height 8-bit RGB and holds no pixel data: what a check before decoding sees."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+
+
+def test_a_picture_too_large_to_decode_within_the_memory_bound_is_refused_before_decoding(tmp_path):
+    """8,000 x 7,000 RGB is 56 MP, under Pillow's bomb limit (89 MP), but 224 MB decoded (4 bytes a pixel): more
+    than a picture may take. 7,000 x 7,000 (196 MB) is not refused for its size (its missing pixels fail it)."""
+    png_header_only(tmp_path / "huge.png", 8000, 7000)
+    with pytest.raises(images.ImageError, match=r"^too large to decode: 8000x7000 RGB would take 224 MB, and a "
+                                                r"picture may take 200 MB; shrink it first$"):
+        images.read(tmp_path / "huge.png")
+    png_header_only(tmp_path / "large.png", 7000, 7000)
+    with pytest.raises(images.ImageError, match=r"^damaged or truncated PNG data"):
+        images.read(tmp_path / "large.png")
+
+
+def test_a_large_jpeg_is_decoded_at_a_fraction_of_its_size(tmp_path):
+    """A 56 MP JPEG (224 MB decoded whole) is read: Pillow's draft mode decodes it at 1/8, 1,000 x 875, and it
+    gives what the same photo at that size gives."""
+    photo = Image.new("RGB", (8000, 7000), "white")
+    photo.paste((40, 40, 40), (3000, 1500, 5000, 5500))
+    photo.save(tmp_path / "large.jpg", quality=90)
+    photo.resize((1000, 875), Image.Resampling.BOX).save(tmp_path / "small.jpg", quality=90)
+    made = images.read(tmp_path / "large.jpg")
+    assert made.shape == (28, 28) and made.max() == 255
+    assert np.abs(made.astype(int) - images.read(tmp_path / "small.jpg")).max() <= 16
+
+
+def test_a_large_picture_is_shrunk_before_any_colour_conversion_copies_it(tmp_path, monkeypatch):
+    """A 3,000 x 2,400 palette PNG with transparency: each conversion copies all 7.2 MP; only those Pillow needs to
+    shrink it may."""
+    photo = Image.new("P", (3000, 2400), 0)
+    photo.putpalette([255, 255, 255, 40, 40, 40] + [0] * 762)
+    photo.paste(1, (1000, 400, 2000, 2000))
+    photo.info["transparency"] = 0
+    photo.save(tmp_path / "cutout.png", transparency=0)
+    converted = []
+    real = Image.Image.convert
+
+    def convert(self, *args, **kwargs):
+        converted.append(self.size)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "convert", convert)
+    made = images.read(tmp_path / "cutout.png")
+    assert made.max() == 255 and made[:, 0].max() == 0  # the garment (taller than wide), on black
+    # Whole: the palette to RGBA (Pillow shrinks no palette), and Pillow's own premultiplied alpha inside reduce.
+    # to_fashion_mnist's conversions (onto white, to RGB, to grey) all work on the shrunk picture.
+    assert [size for size in converted if max(size) > 2 * images.WORKING_SIDE] == [(3000, 2400)] * 2, converted
+    assert len(converted) > 2
+
+
+def test_a_memory_error_reading_one_picture_is_that_pictures_line_and_the_next_is_read(tmp_path):
+    """A real MemoryError: a process whose address space is capped a little above what it uses reads a 20 MP picture
+    (80 MB decoded, under the size bound), then a small one. predict's read_each gives the first its line and
+    reads the second."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.conftest import REPO_ROOT
+
+    big = Image.new("RGB", (5000, 4000), "white")
+    big.paste((40, 40, 40), (2000, 1000, 3000, 3000))
+    big.save(tmp_path / "big.png")
+    photo_of(garment()).save(tmp_path / "small.png")
+    program = textwrap.dedent(f"""
+        import resource
+        from pathlib import Path
+        from fmnist.tools.predict import read_each
+        used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + 40_000_000, resource.RLIM_INFINITY))
+        files = [Path({str(tmp_path / 'big.png')!r}), Path({str(tmp_path / 'small.png')!r})]
+        for file, image, problem in read_each(files):
+            print(file.name, image is not None, problem)
+    """)
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO_ROOT,
+                            env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "big.png False out of memory while reading it; it needs more than this machine has free",
+        "small.png True "]

@@ -3,7 +3,9 @@ and the registry round trip: GTO tags -> `dvc artifacts get`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -106,6 +108,29 @@ def test_bad_inputs_get_one_line_each_and_the_rest_are_still_classified(pipeline
     assert [line.split()[0] for line in lines[3:]] == [f"{folder}/good0.png", f"{folder}/good1.png"]
     for line, index in zip(lines[3:], (0, 1)):
         assert line.split()[1] == expected[index].split()[0]  # "T-shirt/top", "Ankle" (boot)
+
+
+def test_answers_and_errors_come_as_each_picture_is_read_with_names_printed_safely(pipeline, test_pngs, tmp_path):
+    """Standard output and error in one stream: each row or error line comes in the order of the files, not the
+    rows first and the errors at the end; a name with an escape sequence, or bytes that are not UTF-8, is printed
+    escaped, and the batch goes on."""
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    (folder / "a.png").write_bytes((test_pngs / "000.png").read_bytes())
+    (folder / "b-empty.png").write_bytes(b"")
+    (folder / "c\x1b[31mred.png").write_bytes((test_pngs / "001.png").read_bytes())
+    (Path(os.fsdecode(bytes(folder) + b"/d-caf\xe9.png"))).write_bytes((test_pngs / "002.png").read_bytes())
+    env = {**pipeline.env, "PYTHONPATH": str(pipeline.repo)}
+    result = subprocess.run([sys.executable, "-m", "fmnist.tools.predict", str(folder)], cwd=pipeline.repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert result.returncode == 1
+    lines = result.stdout.decode("ascii").splitlines()  # escaped: plain ASCII, nothing for the terminal to act on
+    named = [line for line in lines if folder.name in line]
+    assert named[0].startswith(f"{folder}/a.png ")
+    assert named[1] == f"error: {folder}/b-empty.png: empty file (0 bytes)"
+    assert named[2].startswith(f"{folder}/c\\x1b[31mred.png ")
+    assert named[3].startswith(f"{folder}/d-caf\\xe9.png ")
+    assert lines[-1] == "error: 1 of 4 inputs could not be classified (above)"
 
 
 def test_a_missing_model_names_the_command_that_makes_it(pipeline, test_pngs, tmp_path):

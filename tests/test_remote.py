@@ -107,3 +107,31 @@ def test_no_remote_an_unreachable_one_and_one_without_the_files_each_get_one_lin
         assert result.stderr.startswith(said) and result.stderr.count("\n") == 1, (remote, result.stderr)
         assert "Traceback" not in result.stderr
     assert not (repo / "models/best").exists()
+
+
+def test_a_remote_url_with_credentials_is_checked_without_them_and_never_printed_with_them(served, tmp_path):
+    """A remote URL with a password and a token in it: the reachability check sends neither (urllib, given them,
+    would take the password for part of the host), and no line pull prints shows them."""
+    maintainers, url, _, server_log = served
+    env = maintainers.env
+    repo = clone(maintainers, tmp_path / "clone")
+    secret_url = url.replace("http://", "http://reader:s3cret-pw@") + "/elsewhere?token=t0ken-value&v=1"
+    run(["dvc", "remote", "add", "--default", "public", secret_url], repo, env)
+    result = pull(repo, env, "models/best")
+    said = result.stdout + result.stderr
+    assert "s3cret-pw" not in said and "t0ken-value" not in said, said
+    shown = url.replace("http://", "http://reader:***@") + "/elsewhere?token=***&v=1"
+    assert f"error: DVC remote 'public' at {shown} does not have models/best of this commit" in result.stderr, said
+
+
+def test_redacted_hides_passwords_and_secret_parameters_and_leaves_the_rest():
+    from fmnist.plumbing.errors import redacted, without_credentials
+
+    assert redacted("postgresql+psycopg://tuner:p%40ss@db.example.com:5432/tuning") == \
+        "postgresql+psycopg://tuner:***@db.example.com:5432/tuning"
+    assert redacted("https://host/p?X-Amz-Signature=abc&api_key=k&page=2") == \
+        "https://host/p?X-Amz-Signature=***&api_key=***&page=2"
+    assert redacted("https://user@host/path") == "https://user@host/path"  # no secret in it
+    assert redacted("sqlite:///tuning/study.db") == "sqlite:///tuning/study.db"
+    assert redacted("s3://bucket/prefix") == "s3://bucket/prefix"
+    assert without_credentials("https://u:p@host:8443/x?y=1") == "https://host:8443/x?y=1"

@@ -12,16 +12,20 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
+from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline, unavailable
 from tests.helpers import run, stage_env
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
 DRIVER = shutil.which("chromedriver")
 ARTIFACTS = REPO_ROOT / ".test-artifacts"  # git-ignored: what a run leaves to look at
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="no Chromium here: needs `chromium` and `chromedriver` on PATH (Debian: apt-get install chromium "
-           "chromium-driver; .ci/run installs them)")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> None:
+    """Chromium and its driver on PATH, or skip (fail in CI)."""
+    if CHROMIUM is None or DRIVER is None:
+        unavailable("no Chromium here: needs `chromium` and `chromedriver` on PATH (Debian: apt-get install chromium "
+                    "chromium-driver; .ci/run installs them)")
 
 
 def build_site(repo, env, out) -> list[str]:
@@ -60,10 +64,57 @@ def test_a_report_that_is_not_there_gets_one_line(tmp_path):
     assert result.stderr.count("\n") == 1 and not (tmp_path / "site").exists()
 
 
+def test_out_must_be_absent_or_a_site_built_before(tmp_path):
+    """--out is replaced whole: a folder that is not a site (`--out docs`) or a symlink is refused and left as it
+    was; a site built before is replaced."""
+    env = stage_env(PYTHONPATH=str(REPO_ROOT))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text("mine\n")
+    (tmp_path / "link").symlink_to(docs)
+    for out in (docs, tmp_path / "link"):
+        result = run([sys.executable, "-m", "fmnist.tools.site", "--out", str(out)], REPO_ROOT, env, check=False)
+        assert result.returncode == 1
+        assert result.stderr == (f"error: {out}: exists and is not a site this command built (no .fmnist-site in it); "
+                                 "--out must name a new folder or a site made before, which it replaces whole\n")
+    assert [p.name for p in docs.iterdir()] == ["guide.md"] and (docs / "guide.md").read_text() == "mine\n"
+    site = tmp_path / "site"
+    for _ in range(2):  # a new folder, then the site it became
+        assert run([sys.executable, "-m", "fmnist.tools.site", "--out", str(site)], REPO_ROOT, env).returncode == 0
+    assert (site / ".fmnist-site").is_file() and (site / "index.html").is_file()
+
+
+def test_the_pages_fetch_nothing_from_elsewhere_and_escape_what_reports_hold(tmp_path):
+    """Reports with a remote image (a variant's description is Markdown), markup in the tuning study's best trial
+    and in a sweep's file name, and a symlink among the figures: the image is shown as its text, the markup as
+    text, the symlink not copied; every page carries a Content-Security-Policy that allows only the site's own."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy2(REPO_ROOT / "params.yaml", project / "params.yaml")
+    shutil.copytree(REPO_ROOT / "reports", project / "reports")
+    summary = project / "reports/summary.md"
+    summary.write_text(summary.read_text() + "\n![a tracking pixel](https://example.com/pixel.png)\n")
+    best = project / "reports/tuning/best.json"
+    best.write_text(json.dumps({**json.loads(best.read_text()), "trial": "<script>alert(1)</script>"}))
+    (project / "reports/sweeps").mkdir(exist_ok=True)
+    (project / 'reports/sweeps/a"onmouseover="alert(2).md').write_text("# a sweep\n")
+    (project / "reports/figures/secret.png").symlink_to("/etc/hostname")
+    out = tmp_path / "site"
+    run([sys.executable, "-m", "fmnist.tools.site", "--out", str(out)], project, stage_env(PYTHONPATH=str(REPO_ROOT)))
+    pages = {page.name: page.read_text() for page in out.glob("*.html")}
+    assert "[image not shown: a tracking pixel]" in pages["index.html"] and "example.com" not in pages["index.html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["tuning.html"] and "<script>alert(1)" not in pages["tuning.html"]
+    assert 'id="a&quot;onmouseover=&quot;alert(2)"' in pages["sweeps.html"]
+    assert not (out / "figures/secret.png").exists() and (out / "figures").is_dir()
+    for name, text in pages.items():
+        head = text.split("<body>")[0]
+        assert "<meta http-equiv=Content-Security-Policy content=\"default-src 'self';" in head, name
+
+
 # --- in a real browser ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(chromium):
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()
@@ -107,7 +158,6 @@ def open_page(driver, path) -> dict:
     return drawn
 
 
-@needs_chromium
 @pytest.mark.parametrize("which", ["tiny", "committed"])
 def test_every_page_loads_offline_with_no_error_and_draws_every_image_and_chart(sites, browser, which):
     folder, variants = sites[which]
@@ -134,7 +184,6 @@ def test_every_page_loads_offline_with_no_error_and_draws_every_image_and_chart(
         assert any(name.startswith("pruned (") for name in traces) and "best so far" in traces, traces
 
 
-@needs_chromium
 def test_the_summary_links_to_the_model_card_and_a_screenshot_is_kept(sites, browser, tmp_path):
     folder, _ = sites["committed"]
     open_page(browser, folder / "index.html")

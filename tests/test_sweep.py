@@ -40,10 +40,37 @@ def test_points_are_the_product_in_grid_order_dealt_round_robin_with_stable_name
     # A point's name does not depend on how many shares there are: a rerun with other shares replaces it.
     assert [p.name for p in sweep.expand(grid, "s", shares=1)] == [p.name for p in points]
     assert points[1].set_args() == ["-S", "variants.a.epochs=1", "-S", "+variants.a.optimizer.learning_rate=0.01"]
-    # The default name is the grid's: another grid, another name; the same grid, the same name.
-    assert sweep.default_name(grid) == sweep.default_name(sweep.parse_grid(" ".join(
-        ["variants.a.epochs=1,2", "+variants.a.optimizer.learning_rate=0.1,0.01,0.001"])))
-    assert sweep.default_name(grid) != sweep.default_name(sweep.parse_grid("variants.a.epochs=1,3"))
+    # The default name is the grid's and the commit's: another grid or another commit, another name.
+    head, other = "482af31" + "0" * 33, "bff379c" + "0" * 33
+    assert sweep.default_name(grid, head) == sweep.default_name(sweep.parse_grid(" ".join(
+        ["variants.a.epochs=1,2", "+variants.a.optimizer.learning_rate=0.1,0.01,0.001"])), head)
+    assert sweep.default_name(grid, head) != sweep.default_name(sweep.parse_grid("variants.a.epochs=1,3"), head)
+    assert sweep.default_name(grid, head).endswith("-482af31") and sweep.default_name(grid, other).endswith("-bff379c")
+
+
+def test_a_share_run_again_drops_only_its_own_experiments(tmp_path, monkeypatch):
+    """Real git refs: the sweep's points on this commit, the same names on another commit (a name used again),
+    and an experiment of another name. Running the share again removes the first kind only."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "old"],
+                 ["commit", "-q", "--allow-empty", "-m", "new"]):
+        run(["git", *args], repo, {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
+                                   "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"})
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    old = run(["git", "rev-parse", "HEAD~1"], repo).stdout.strip()
+
+    def ref(baseline, name):
+        return f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}"
+
+    made = [ref(head, "s-1"), ref(head, "s-2"), ref(old, "s-1"), ref(head, "mine")]
+    for name in made:
+        run(["git", "update-ref", name, head], repo)
+    monkeypatch.chdir(repo)
+    dropped = sweep.drop_own_experiments({"s-1", "s-2"}, head)
+    assert sorted(dropped) == sorted(made[:2])
+    left = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], repo).stdout.split()
+    assert sorted(left) == sorted(made[2:])
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -264,6 +265,130 @@ def test_a_rejected_value_or_ctrl_c_leaves_the_previous_results_in_place(pipelin
     # What is on disk still matches dvc.lock: only the params changed.
     status = run(["dvc", "status", "train@tiny_stopping"], repo, env).stdout
     assert "changed deps" in status and "changed outs" not in status, status
+
+
+def children_of(pid: int) -> list[tuple[int, str]]:
+    """The processes `pid` started, with their command lines (Linux's /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                found.append((int(child), Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except FileNotFoundError:
+                pass
+    return found
+
+
+def ended(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@TENSORFLOW_ONLY
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the stage's child in /proc")
+@pytest.mark.longer(2, why="starts the real stage three times: stopped alone, stopped under DVC, then to the end")
+def test_sigterm_stops_a_stage_like_ctrl_c_and_its_seeds_child_with_it(pipeline, tmp_path):
+    """What `kill`, `docker stop` or a cancelled CI job sends: the stage rolls back, its child training the other
+    seeds ends, it exits 143; under `dvc repro` (the whole group stopped) the outputs and git status are as before,
+    and the next run is clean."""
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    before = outputs_of(repo, "tiny_stopping")
+    status_before = run(["git", "status", "--porcelain"], repo, env).stdout
+    edit_params(repo, lambda d: d["variants"]["tiny_stopping"]["hidden"][0].update(dropout=0.2))
+
+    def training_started(process):
+        deadline = time.monotonic() + 120
+        while not list((repo / "models").glob(".tiny_stopping.*.tmp")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.02)
+
+    stage = subprocess.Popen([sys.executable, "-m", "stages.train", "tiny_stopping"], cwd=repo, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    training_started(stage)
+    seeds = [pid for pid, line in children_of(stage.pid) if "fmnist.core.replicates" in line]
+    assert len(seeds) == 1, children_of(stage.pid)
+    stage.send_signal(signal.SIGTERM)  # the stage alone, not its group: it must stop its child itself
+    _, err = stage.communicate(timeout=120)
+    assert stage.returncode == 143, err
+    assert "interrupted by SIGTERM: the stage's outputs are all as they were" in err
+    assert ended(seeds[0], 10), "the child training the other seeds outlived the stage"
+    assert outputs_of(repo, "tiny_stopping") == before
+    assert not list(repo.glob("**/.tiny_stopping.*")) and not (repo / ".transactions").exists()
+
+    dvc = subprocess.Popen(["dvc", "repro", "train@tiny_stopping"], cwd=repo, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    training_started(dvc)
+    os.killpg(dvc.pid, signal.SIGTERM)  # what a CI runner sends the job's processes
+    dvc.communicate(timeout=120)
+    assert outputs_of(repo, "tiny_stopping") == before
+    assert not list(repo.glob("**/.tiny_stopping.*")) and not (repo / ".transactions").exists()
+    assert run(["git", "status", "--porcelain"], repo, env).stdout == status_before + " M params.yaml\n"
+    rerun = run(["dvc", "repro", "train@tiny_stopping"], repo, env)
+    assert "repaired" not in rerun.stderr + rerun.stdout  # nothing was left to repair
+    assert outputs_of(repo, "tiny_stopping") != before
+
+
+# The real stage, run as `python -m stages.train <variant>` runs it, SIGKILLed by an audit hook at a chosen point of its
+# commit: the AT-th rename of an output aside (mid-swap), or the first removal of a previous output (swap done).
+KILLED_STAGE = """
+import os, runpy, signal, sys
+variant, point, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen = 0
+def hook(event, args):
+    global seen
+    if event == "os.rename" and point == "swapping" and os.fsdecode(args[1]).endswith(".old"):  # os.replace's event
+        seen += 1
+    elif event in ("os.remove", "shutil.rmtree") and point == "done" and os.fsdecode(args[0]).endswith(".old"):
+        seen += 1
+    else:
+        return
+    if seen == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(hook)
+sys.argv = ["stages.train", variant]
+sys.path.insert(0, os.getcwd())  # the repository, as `python -m` would have it
+runpy.run_module("stages.train", run_name="__main__", alter_sys=True)
+"""
+
+
+@TENSORFLOW_ONLY
+@pytest.mark.parametrize("point, left", [("swapping", "old"), ("done", "new")])
+@pytest.mark.longer(2, why="the real stage twice: SIGKILLed in its commit, then rerun by dvc repro")
+def test_a_stage_killed_in_its_commit_is_repaired_before_dvc_starts(pipeline, tmp_path, point, left):
+    """SIGKILL (nothing runs after it) in the middle of the swap, or after the commit point: git sees nothing stray,
+    the repair that `make repro` runs first says what it did in one line and leaves exactly the previous outputs or
+    exactly the new ones, and the next `dvc repro` is an ordinary run."""
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    variant = "tiny_relu"
+    before = outputs_of(repo, variant)
+    edit_params(repo, lambda d: d["variants"][variant]["optimizer"].update(momentum=0.5))
+    (tmp_path / "killed.py").write_text(KILLED_STAGE)
+    killed = run([sys.executable, str(tmp_path / "killed.py"), variant, point, "3" if point == "swapping" else "1"],
+                 repo, env, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (repo / ".transactions").is_dir()  # the journal of the interrupted commit
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], repo, env).stdout
+    assert "??" not in status, status  # the temporaries and backups beside the outputs are ignored
+    repaired = run([sys.executable, "-m", "fmnist.plumbing.transaction"], repo, env)
+    lines = repaired.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"repaired: the last run of train@{variant} was stopped"), lines
+    assert not list(repo.glob(f"**/.{variant}.*")) and not (repo / ".transactions").exists()
+    after = outputs_of(repo, variant)
+    if left == "old":
+        assert after == before
+        assert run(["git", "status", "--porcelain"], repo, env).stdout == " M params.yaml\n"
+    else:
+        assert set(after) == set(before) and all(after[path] != before[path] for path in after
+                                                 if path.startswith("reports/metrics/"))
+    rerun = run(["dvc", "repro", f"train@{variant}"], repo, env)
+    assert "repaired" not in rerun.stdout + rerun.stderr
 
 
 @TENSORFLOW_ONLY

@@ -26,7 +26,7 @@ import yaml
 from fmnist.plumbing import params, paths
 from fmnist.plumbing.params import ParamsError
 from fmnist.schema.tools import TuneParams
-from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
+from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline, unavailable
 from tests.helpers import commit_all, edit_params, experiments_shown, run
 
 TINY_SPACE = {
@@ -385,7 +385,7 @@ def postgres_url():
     """A throwaway PostgreSQL server: a temporary data folder, listening on 127.0.0.1 only, removed after."""
     binaries = postgres_binaries()
     if binaries is None:
-        pytest.skip("no PostgreSQL server on this machine: pg_ctl is neither on PATH nor in /usr/lib/postgresql/*/bin "
+        unavailable("no PostgreSQL server on this machine: pg_ctl is neither on PATH nor in /usr/lib/postgresql/*/bin "
                     "(Debian: apt-get install postgresql; .ci/run installs it)")
     as_user: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="fmnist-postgres-"))
@@ -393,7 +393,7 @@ def postgres_url():
         try:
             account = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run the PostgreSQL server as")
+            unavailable("running as root and there is no `postgres` user to run the PostgreSQL server as")
         os.chown(folder, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = folder / "data", free_port()

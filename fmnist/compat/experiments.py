@@ -14,6 +14,14 @@ import re
 EXP_REFS = "refs/exps"
 
 
+def experiment_baseline_of_ref(ref: str) -> str | None:
+    """The baseline commit of an experiment's git ref (refs/exps/<2>/<38>/<name>), or None for DVC's other refs."""
+    parts = ref.split("/")
+    if experiment_name_of_ref(ref) is None:
+        return None
+    return parts[2] + parts[3]
+
+
 def experiment_name_of_ref(ref: str) -> str | None:
     """The experiment name a git ref under refs/exps stands for, or None for DVC's other refs there."""
     parts = ref.split("/")

@@ -34,6 +34,10 @@ TRIM_TOLERANCE = 13
 # can drop a thin strap) nor rings (Lanczos).
 RESAMPLING = Image.Resampling.BOX
 WORKING_SIDE = 512  # larger pictures are shrunk to this first: the result is 28x28, and a phone photo has 12 MP
+# What one picture may take to decode, before it is shrunk: Pillow keeps 4 bytes a pixel for colour (RGB is padded),
+# 2 for 16-bit grey, 1 for 8-bit grey. A JPEG is decoded at 1/2, 1/4 or 1/8 of its size where that still leaves
+# WORKING_SIDE (its draft mode), so a phone's 50 MP photo takes 12 MB, not 200.
+MAX_DECODED_BYTES = 200_000_000
 BORDER = 0.03  # the border ring the backdrop is estimated from: 3% of the shorter side, at least one pixel
 PLAIN = 20  # a border pixel within this many grey levels of the fitted backdrop belongs to it
 # A product photo's border is the backdrop, interrupted only where the garment touches it, in a few runs. Noise,
@@ -83,11 +87,48 @@ def read(path: Path) -> np.ndarray:
     with image:
         if image.format not in FORMATS + READ_AS_JPEG:
             raise ImageError(f"a {image.format} image; {' or '.join(FORMATS)} expected")
+        if image.format != "PNG" and image.mode in ("RGB", "L", "CMYK"):
+            image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))  # a JPEG decoded at a fraction of its size
+        width, height = image.size
+        needed = width * height * _bytes_per_pixel(image.mode)
+        if needed > MAX_DECODED_BYTES:
+            raise ImageError(f"too large to decode: {width}x{height} {image.mode} would take {needed / 1e6:,.0f} MB, "
+                             f"and a picture may take {MAX_DECODED_BYTES / 1e6:,.0f} MB; shrink it first")
         try:
             image.load()  # Image.open reads the header only; a cut-off file fails here
         except (OSError, SyntaxError, ValueError) as error:
             raise ImageError(f"damaged or truncated {image.format} data ({error})") from None
-        return to_fashion_mnist(image)
+        return to_fashion_mnist(shrunk(image))
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """The most that decoding and shrunk() hold at once, per pixel of the whole picture: the decoded pixels (4 bytes
+    for colour, which Pillow pads, and for 32-bit grey; 2 for 16-bit grey; 1 for 8-bit), plus the copies made
+    before the shrink: a palette to RGBA, alpha premultiplied inside Pillow's reduce, 16-bit grey scaled to 8 bits
+    through numpy (two copies and a float64)."""
+    if mode.startswith("I;16"):
+        return 2 + 2 + 2 + 8 + 1
+    return {"1": 2, "L": 1, "P": 1 + 4 + 4, "LA": 8, "RGBA": 8}.get(mode, 4)
+
+
+def shrunk(image: Image.Image) -> Image.Image:
+    """A picture at least twice WORKING_SIDE on its longer side reduced by a whole factor (block averages, as
+    to_fashion_mnist's own shrink makes) to at least WORKING_SIDE, before its colour conversions copy it whole.
+    Pictures in modes Pillow cannot reduce (palette, 1-bit, 16-bit grey) are converted first."""
+    factor = max(image.size) // WORKING_SIDE
+    if factor < 2:
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = eight_bit(image)
+    exif = image.getexif()
+    reduced = image.reduce(factor)
+    if exif:
+        reduced.info["exif"] = exif.tobytes()  # the phone's rotation, which exif_transpose reads from here
+    return reduced
 
 
 # Pillow's modes for 16-bit (and 32-bit integer) grayscale: its own convert("L"/"RGB") clips them at 255.

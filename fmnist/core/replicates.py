@@ -48,7 +48,7 @@ from keras import ops  # noqa: E402
 from fmnist.core import dataset, models  # noqa: E402
 from fmnist.core.dataset import Split
 from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
-from fmnist.plumbing import params, runner  # noqa: E402
+from fmnist.plumbing import interrupts, params, runner  # noqa: E402
 from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams, family, replicates_of
 
 EPSILON = 1e-7  # keras.config.epsilon(): sparse_categorical_crossentropy clips probabilities to it
@@ -348,6 +348,7 @@ def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[in
 
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
+        interrupts.check()  # a stop whose KeyboardInterrupt was lost must not train on
         order = np.stack([shufflers[i].permutation(len(train.y)) for i in training_now], axis=1)
         stack.training.fit(order.astype(np.int32), train.y[order], batch_size=batch_size, epochs=1, shuffle=False,
                            verbose=0)

@@ -15,7 +15,7 @@ from dvclive.utils import standardize_metric_name
 
 from fmnist.core import models, replicates, trajectories
 from fmnist.core.dataset import Split
-from fmnist.plumbing import atomic, paths
+from fmnist.plumbing import atomic, interrupts, paths
 from fmnist.plumbing.paths import (
     CHECKPOINT_FILE,
     HISTORY_DIR,
@@ -43,6 +43,7 @@ class LiveHistory(keras.callbacks.Callback):
         for metric, value in (logs or {}).items():
             self.live.log_metric(standardize_metric_name(metric, "dvclive.keras"), value)
         self.live.next_step()
+        interrupts.check()  # a stop whose KeyboardInterrupt was lost must not train on
 
     def on_train_end(self, logs=None):
         self.live.end()
@@ -107,6 +108,7 @@ class EpochRecord(keras.callbacks.Callback):
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        interrupts.check()  # a stop whose KeyboardInterrupt was lost must not train on
         self.logs.append(dict(logs or {}))
         self.seconds.append(round(time.perf_counter() - self.started, 3))
         for index, value in enumerate(self.model.get_weights()):

@@ -31,7 +31,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         # A Ctrl-C while the file is made is raised once `tmp` names it, so that `finally` removes it.
         with interrupts_deferred():
-            fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+            # The pid in the name: `python -m fmnist.plumbing.transaction` removes what a process no longer running left
+            fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.{os.getpid()}.", suffix=".tmp")
             os.close(fd)
             tmp = Path(tmp_name)
         tmp.chmod(0o666 & ~current_umask())  # mkstemp makes it private; the output should look like any other file

@@ -67,7 +67,8 @@ def finish() -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the stage; this ends when the stage does
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a stop goes to the stage; this ends when it does
+        signal.signal(signum, signal.SIG_IGN)
     nvidia_driver = has_nvidia_driver()
     out = sys.stdout.buffer
     for raw in sys.stdin.buffer:

@@ -1,13 +1,15 @@
-"""The stage runner: runs a stage's (or tool's) main(), reports a StageError as one line with exit 1, Ctrl-C with
-exit 130, and records which stages really ran (make reproduce)."""
+"""The stage runner: runs a stage's (or tool's) main(), reports a StageError as one line with exit 1, a stop signal
+(Ctrl-C, SIGTERM, SIGHUP: fmnist.plumbing.interrupts) with exit 128 + its number (130, 143, 129), and records which
+stages really ran (make reproduce)."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from typing import Callable, NoReturn
 
-from fmnist.plumbing import quiet
+from fmnist.plumbing import interrupts, quiet
 from fmnist.plumbing.errors import StageError
 
 RUN_LOG = "FMNIST_RUN_LOG"  # environment: a file each stage that completes appends its name to (make reproduce)
@@ -31,20 +33,24 @@ def record_run() -> None:
             handle.write(f"{stage_name(spec.name, sys.argv[1:])} {time.perf_counter() - STARTED:.1f}\n")
 
 
-def run(main: Callable[[], None]) -> NoReturn:
-    """Run a stage's main(); report a StageError as one clear line and exit 1."""
+def run(main: Callable[[], None], stopped: str = "the stage's outputs are all as they were, or all new; none is "
+                                                  "half-written") -> NoReturn:
+    """Run a stage's main(); report a StageError as one clear line and exit 1, a stop signal as `stopped` says."""
     code = 0
+    interrupts.install()
     try:
         main()
+        interrupts.check()  # a stop whose KeyboardInterrupt a finalizer swallowed: still a stop
         record_run()
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        # A stage's outputs change together (fmnist/plumbing/transaction.py): all as they were, or all new if the Ctrl-C
+        # A stage's outputs change together (fmnist/plumbing/transaction.py): all as they were, or all new if the stop
         # came while they were being swapped in (then dvc.lock, not updated, shows them as changed).
-        print("interrupted: the stage's outputs are all as they were, or all new; none is half-written", file=sys.stderr)
-        code = 130
+        code = interrupts.exit_code()
+        by = "" if code == 128 + signal.SIGINT else f" by {signal.Signals(code - 128).name}"
+        print(f"interrupted{by}: {stopped}", file=sys.stderr)
     quiet.finish()
     if code == 0 and "keras" in sys.modules:
         # Done: every output is written, closed and renamed into place, and the stage's own child process has

@@ -7,11 +7,14 @@ aside, each new one renamed into place, then the previous ones are deleted. A jo
 .transactions/<stage>.json, records every name before it is made, so that whatever happens:
 
 - an error or Ctrl-C before the commit removes the temporaries: the previous outputs stay;
-- the commit holds Ctrl-C until it is done (fmnist.plumbing.interrupts.interrupts_deferred), so a Ctrl-C during it leaves
-  the new outputs;
+- the commit holds Ctrl-C, SIGTERM and SIGHUP until it is done (fmnist.plumbing.interrupts.interrupts_deferred), so a
+  stop during it leaves the new outputs; one that came earlier and was lost (interrupts.check) keeps the old;
 - a rename that fails during the commit puts back what was already swapped: the previous outputs;
 - a crash (power, SIGKILL) leaves the journal, and the stage's next run repairs it first, in one line: back
-  to the previous outputs if the swap was under way, forward if it had finished.
+  to the previous outputs if the swap was under way, forward if it had finished. `make repro` and `make
+  reproduce` repair every stage's before DVC starts (`python -m fmnist.plumbing.transaction`), and remove the
+  temporaries that stopped processes left (theirs and fmnist.plumbing.atomic's: each name carries its pid).
+  Meanwhile git and DVC ignore them (.gitignore, .dvcignore), so they change no folder DVC hashes.
 
 Single files outside a stage's transaction (a download, predict's exports) use fmnist.plumbing.atomic.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -26,6 +30,7 @@ from typing import Any
 
 from fmnist.plumbing import atomic
 from fmnist.plumbing.errors import StageError
+from fmnist.plumbing import interrupts
 from fmnist.plumbing.interrupts import interrupts_deferred
 
 JOURNAL_DIR = Path(".transactions")  # relative to the repository root, where stages run; git- and DVC-ignored
@@ -124,10 +129,11 @@ class Transaction:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if kind is None:
+        if kind is None and interrupts.received is None:
             self.commit()
         else:
-            self.abort()
+            self.abort()  # an error, or a stop whose KeyboardInterrupt was lost: the previous outputs stay
+            interrupts.check()
 
     def _record(self, state: str) -> None:
         _write_journal(self.journal, {"stage": self.stage, "state": state, "outputs": [
@@ -212,3 +218,53 @@ class Transaction:
             except OSError as error:
                 print(f"warning: could not remove the temporary outputs of {self.stage} ({error}); its next run "
                       "removes them", file=sys.stderr)
+
+
+OUTPUT_ROOTS = ("data", "models", "reports", "tuning")  # where stages and tools write (dvc.yaml's outs)
+# A temporary or a backup: .<name>.<pid>-<n>.tmp|.old (a transaction's), .<name>.<pid>.<random>.tmp (atomic's)
+LEFTOVER = re.compile(r"^\..+\.(\d+)(?:-\d+|\.[A-Za-z0-9_]+)\.(?:tmp|old)$")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def repair_all() -> list[str]:
+    """Every stage's journal repaired (recover), then every temporary a process that no longer runs left under
+    OUTPUT_ROOTS removed; a line for each thing done."""
+    lines = []
+    for journal in sorted(JOURNAL_DIR.glob("*.json")) if JOURNAL_DIR.is_dir() else []:
+        try:
+            stage = json.loads(journal.read_text())["stage"]
+        except (ValueError, KeyError):
+            raise StageError(f"{journal}: unreadable journal of an interrupted run; check its outputs by hand, "
+                             "then delete it") from None
+        lines.append(recover(stage))
+    leftovers = [path for root in OUTPUT_ROOTS if Path(root).is_dir() for path in Path(root).rglob(".*")
+                 if (match := LEFTOVER.match(path.name)) and not _running(int(match.group(1)))]
+    with interrupts_deferred():
+        for path in leftovers:
+            if os.path.lexists(path):  # not already gone with a removed folder
+                _remove(path)
+    if leftovers:
+        lines.append(f"repaired: removed {len(leftovers)} temporary file(s) that stopped runs left: "
+                     + ", ".join(str(path) for path in leftovers[:5]) + (", ..." if len(leftovers) > 5 else ""))
+    return [line for line in lines if line]
+
+
+def main() -> None:
+    """`python -m fmnist.plumbing.transaction`: repair what stopped runs left, before DVC looks at the outputs."""
+    for line in repair_all():
+        print(line, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    from fmnist.plumbing import runner
+
+    runner.run(main, stopped="the repair of each output is whole or not begun; run it again")

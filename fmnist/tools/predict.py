@@ -4,18 +4,20 @@
     python -m fmnist.tools.predict samples/ shirt.jpg          # models/best (the select stage's choice)
     python -m fmnist.tools.predict --variant relu100 shirt.jpg # or any trained variant, or --model FILE
 
-Pictures are made into Fashion-MNIST images first (fmnist.core.images). A picture that cannot be read, or that
-does not look like a product photo (its border is not one plain backdrop), gets one line on standard error; the
-others are still classified, and the exit status is then 1. An answer less confident than the model's calibrated
-threshold (fmnist/core/calibration.py) is marked unsure.
+Pictures are made into Fashion-MNIST images first (fmnist.core.images), one at a time, each answer printed as it
+comes. A picture that cannot be read for any reason (damaged, too large, not a product photo: its border is not one
+plain backdrop), gets one line on standard error; the others are still classified, and the exit status is then 1.
+An answer less confident than the model's calibrated threshold (fmnist/core/calibration.py) is marked unsure.
 Run from the repository root (models/, reports/ and data/ are found there).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -116,16 +118,37 @@ def top_classes(probabilities: np.ndarray, k: int) -> list[dict]:
     return [{"class": CLASS_NAMES[i], "probability": float(probabilities[i])} for i in order]
 
 
-def table(rows: list[tuple[str, list[dict], bool]]) -> str:
-    width = max(len("image"), *(len(name) for name, _, _ in rows))
-    k = len(rows[0][1])
-    header = f"{'image':<{width}}  " + "  ".join(f"{ordinal:<19}" for ordinal in ("1st", "2nd", "3rd", *(
-        f"{n}th" for n in range(4, k + 1)))[:k])
-    lines = [header.rstrip()]
-    for name, top, unsure in rows:
-        cells = "  ".join(f"{entry['class']:<12} {entry['probability']:>6.1%}" for entry in top)
-        lines.append(f"{name:<{width}}  {cells}{'  unsure' if unsure else ''}")
-    return "\n".join(lines)
+def shown(path: Path) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 as \\xNN, control characters (an escape sequence
+    would reach the terminal) escaped."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def table_header(width: int, k: int) -> str:
+    ordinals = ("1st", "2nd", "3rd", *(f"{n}th" for n in range(4, k + 1)))[:k]
+    return (f"{'image':<{width}}  " + "  ".join(f"{ordinal:<19}" for ordinal in ordinals)).rstrip()
+
+
+def table_row(name: str, top: list[dict], unsure: bool, width: int) -> str:
+    cells = "  ".join(f"{entry['class']:<12} {entry['probability']:>6.1%}" for entry in top)
+    return f"{name:<{width}}  {cells}{'  unsure' if unsure else ''}"
+
+
+def read_each(files: list[Path]) -> Iterator[tuple[Path, np.ndarray | None, str]]:
+    """(file, its Fashion-MNIST image or None, why not) for each file in turn: any failure of one file, a
+    MemoryError included, is that file's line, and the next is read."""
+    for file in files:
+        image, problem = None, ""
+        try:
+            image = images.read(file)
+        except images.ImageError as error:
+            problem = str(error)
+        except MemoryError:
+            problem = "out of memory while reading it; it needs more than this machine has free"
+        except Exception as error:  # a library's own error on a file nobody foresaw: that file's line, not the batch's
+            problem = f"could not be read ({type(error).__name__}: {error})"
+        yield file, image, problem
 
 
 def export_samples(folder: Path) -> list[Path]:
@@ -155,48 +178,47 @@ def main(argv: list[str] | None = None) -> None:
         if not args.paths:
             return
     path, what = model_file(args)
-
-    problems: list[tuple[Path, str]] = []  # in the order given, as are the images
-    readable: list[tuple[Path, np.ndarray]] = []
-    inputs = 0
-    for given in args.paths:
-        files = images.find(given)
-        if not files:  # only a folder can come back empty
-            problems.append((given, f"a folder with no {' or '.join(images.FORMATS)} files in it"))
-            inputs += 1
-        for file in files:
-            inputs += 1
-            try:
-                readable.append((file, images.read(file)))
-            except images.ImageError as error:
-                problems.append((file, str(error)))
-
-    predictions, threshold, calibrated = [], None, ""
-    if readable:
+    found = [(given, images.find(given)) for given in args.paths]
+    files = [file for _, listed in found for file in listed]
+    width = max([len("image"), *(len(shown(file)) for file in files)])
+    model, threshold, calibrated = None, None, ""
+    if files:
         model = load_model(path)
-        x = dataset.scale(np.stack([image for _, image in readable]))  # as prepare scales the training data
-        probabilities = model.predict(x, batch_size=1000, verbose=0)
         threshold, calibrated = unsure_below(path, model)
-        predictions = [(str(file), top_classes(p, args.top), threshold is not None and float(p.max()) < threshold)
-                       for (file, _), p in zip(readable, probabilities)]
+        if not args.json:
+            print(f"model: {path} ({what})")
+            print(f"unsure: a top class below {threshold:.1%} ({calibrated})" if threshold is not None
+                  else f"unsure: {calibrated}")
+            print(table_header(width, args.top), flush=True)
+
+    # Each picture is read, classified and printed in turn, so a long batch shows its answers as they come.
+    predictions, problems = [], []
+    for given, listed in found:
+        if not listed:  # only a folder can come back empty
+            problems.append((shown(given), f"a folder with no {' or '.join(images.FORMATS)} files in it"))
+            print(f"error: {problems[-1][0]}: {problems[-1][1]}", file=sys.stderr, flush=True)
+        for file, image, problem in read_each(listed):
+            if image is None:
+                problems.append((shown(file), problem))
+                print(f"error: {shown(file)}: {problem}", file=sys.stderr, flush=True)
+                continue
+            x = dataset.scale(image[np.newaxis])  # as prepare scales the training data
+            probabilities = np.asarray(model.predict_on_batch(x))[0]
+            top = top_classes(probabilities, args.top)
+            unsure = threshold is not None and float(probabilities.max()) < threshold
+            predictions.append((shown(file), top, unsure))
+            if not args.json:
+                print(table_row(shown(file), top, unsure, width), flush=True)
 
     if args.json:
         print(json.dumps({"model": str(path), "what": what, "unsure_below": threshold, "calibration": calibrated,
                           "predictions": [{"path": name, "top": top, "unsure": unsure}
                                           for name, top, unsure in predictions],
-                          "errors": [{"path": str(file), "error": problem} for file, problem in problems]}, indent=2))
-    elif predictions:
-        print(f"model: {path} ({what})")
-        if threshold is not None:
-            print(f"unsure: a top class below {threshold:.1%} ({calibrated})")
-        else:
-            print(f"unsure: {calibrated}")
-        print(table(predictions))
-    for file, problem in problems:
-        print(f"error: {file}: {problem}", file=sys.stderr)
+                          "errors": [{"path": name, "error": problem} for name, problem in problems]}, indent=2))
     if problems:
+        inputs = len(files) + sum(not listed for _, listed in found)
         raise StageError(f"{len(problems)} of {inputs} inputs could not be classified (above)")
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, stopped="predict stopped; the answers above are whole, and nothing was written")

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from fmnist.plumbing.errors import StageError
+from fmnist.plumbing.errors import StageError, redacted, without_credentials
 from fmnist.plumbing.runner import run
 
 ADD_REMOTE = "`dvc remote add --default public URL` (docs/model.md: A model without training)"
@@ -46,16 +46,17 @@ def check_reachable(name: str, url: str, timeout: float = 15) -> None:
     """An HTTP(S) remote must answer (any status: a static host may well say 404 for the folder itself); a
     local one must be a folder. Other kinds (s3://, ssh://...) are left to DVC."""
     if url.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+        try:  # without the credentials: an answer is all this asks for, and they are not sent where DVC would not
+            urllib.request.urlopen(urllib.request.Request(without_credentials(url), method="HEAD"),
+                                   timeout=timeout).close()
         except urllib.error.HTTPError:
             pass  # the server answered
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
             reason = getattr(error, "reason", error)
-            raise StageError(f"DVC remote '{name}' at {url} cannot be reached ({reason}); check the URL "
+            raise StageError(f"DVC remote '{name}' at {redacted(url)} cannot be reached ({reason}); check the URL "
                              "(`dvc remote list`) and the network, or train here with `make repro`") from None
     elif "://" not in url and not (Path(".dvc") / url).is_dir():  # DVC reads a relative folder from .dvc/
-        raise StageError(f"DVC remote '{name}' is the folder {url}, which does not exist; fix it with "
+        raise StageError(f"DVC remote '{name}' is the folder {redacted(url)}, which does not exist; fix it with "
                          f"`dvc remote modify {name} url URL`, or add the project's with {ADD_REMOTE}")
 
 
@@ -70,12 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         missing = "do not exist neither locally nor on remote" in pulled.stderr or "Checkout failed" in pulled.stderr
         what = " ".join(targets) or "the pipeline's outputs"
         if missing:
-            raise StageError(f"DVC remote '{name}' at {url} does not have {what} of this commit (were they pushed?); "
+            raise StageError(f"DVC remote '{name}' at {redacted(url)} does not have {what} of this commit (were they "
+                             "pushed?); "
                              "train them here with `make repro` (`dvc pull -v` shows DVC's account)")
         first = next((line for line in pulled.stderr.splitlines() if line.startswith("ERROR")), "dvc pull failed")
-        raise StageError(f"dvc pull from '{name}' at {url}: {first.removeprefix('ERROR: ')} (`dvc pull -v` shows more)")
+        said = first.removeprefix("ERROR: ").replace(url, redacted(url))
+        raise StageError(f"dvc pull from '{name}' at {redacted(url)}: {said} (`dvc pull -v` shows more)")
     print(pulled.stdout.strip().splitlines()[-1] if pulled.stdout.strip() else "nothing to fetch",
-          f"(from '{name}' at {url})")
+          f"(from '{name}' at {redacted(url)})")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@ with no network. Generated, never edited; GitHub Pages publishes it (.github/wor
 
     python -m fmnist.tools.site [--out site]
 
+--out is replaced whole, so it must be absent or a site this command built (it holds MARKER); anything else is
+refused. The pages carry a Content-Security-Policy that allows nothing from elsewhere, every interpolated string is
+escaped, and a remote image in a report (a variant's description can hold Markdown) is shown as its text.
+
 Pages: the summary (reports/summary.md, every table), the training curves of every variant overlaid (each one
 toggled from the legend, the seed spread of its final validation accuracy drawn at its last epoch), the accuracy
 comparison with error bars, the model card, the tuning study (history with pruned and failed trials,
@@ -27,6 +31,12 @@ from fmnist.plumbing.runner import run
 
 REPORTS = Path("reports")
 PLOTLY_JS = "plotly.min.js"
+MARKER = ".fmnist-site"  # written into every site built: the one kind of folder --out may replace
+# Nothing from elsewhere: the site's own files; plotly's charts are inline scripts, the style an inline element;
+# figures and plotly's own images are files or data: URIs.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'")
+REMOTE_IMAGE = re.compile(r'<img src="(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)[^"]*" alt="([^"]*)"[^>]*>')
 # Each Markdown report and the page it becomes; links between reports follow.
 MARKDOWN_PAGES = {paths.SUMMARY_REPORT.name: "index.html", paths.MODEL_CARD.name: "model_card.html"}
 NAVIGATION = [("index.html", "Summary"), ("curves.html", "Training curves"), ("accuracy.html", "Accuracy"),
@@ -45,6 +55,7 @@ def markdown_html(text: str) -> str:
     from markdown_it import MarkdownIt
 
     rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    rendered = REMOTE_IMAGE.sub(r"[image not shown: \1]", rendered)  # the site fetches nothing from elsewhere
     for source, page in MARKDOWN_PAGES.items():
         rendered = rendered.replace(f'href="{source}', f'href="{page}')
     return re.sub(r'href="sweeps/([\w.-]+)\.md', r'href="sweeps.html#\1', rendered)
@@ -55,6 +66,7 @@ def page(title: str, here: str, body: str, charts: bool = False, present: set[st
                     for href, name in NAVIGATION if present is None or href in present)
     script = f'<script src="{PLOTLY_JS}"></script>' if charts else ""
     return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<meta http-equiv=Content-Security-Policy content=\"{CSP}\">"
             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{STYLE}</style>{script}</head>"
             f"<body><nav>{links}</nav>\n{body}\n</body></html>\n")
 
@@ -209,8 +221,9 @@ def tuning_body(rows: list[dict[str, str]]) -> str:
     if TUNING_BEST.is_file():
         best = json.loads(TUNING_BEST.read_text())
         parts.append(f"<p>Study <code>{html.escape(str(best.get('study')))}</code> around "
-                     f"<code>{html.escape(str(best.get('base')))}</code>: best trial {best.get('trial')}, mean "
-                     f"validation accuracy {best.get('value'):.4f}; params "
+                     f"<code>{html.escape(str(best.get('base')))}</code>: best trial "
+                     f"{html.escape(str(best.get('trial')))}, mean validation accuracy "
+                     f"{float(best.get('value')):.4f}; params "
                      f"<code>{html.escape(json.dumps(best.get('params')))}</code>. "
                      f"{len(rows)} trials in reports/tuning/trials.csv (below).</p>")
     parts.append("<p>The study itself, every trial's per-epoch values included, is <code>tuning/study.db</code>, "
@@ -246,7 +259,7 @@ def copy_assets(out: Path) -> None:
     for folder in (paths.FIGURES_DIR, paths.TUNING_DIR):
         if folder.is_dir():
             for file in folder.iterdir():
-                if file.suffix in (".png", ".csv", ".json"):
+                if file.suffix in (".png", ".csv", ".json") and file.is_file() and not file.is_symlink():
                     target = out / file.relative_to(REPORTS)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(file, target)
@@ -255,6 +268,9 @@ def copy_assets(out: Path) -> None:
 
 def build(out: Path) -> list[str]:
     """Write the site into `out` (replaced whole); the pages written."""
+    staging = out.with_name(f".{out.name}.new")
+    for folder in (out, staging):
+        ours(folder)
     for required in (paths.SUMMARY_REPORT, paths.METRICS_DIR):
         if not required.exists():
             raise StageError(f"{required}: not found; run `make repro` (or `dvc pull`) first: the site shows the "
@@ -275,19 +291,35 @@ def build(out: Path) -> list[str]:
         pages["tuning.html"] = ("Tuning study", tuning_body(rows), True)
     sweeps = sorted(paths.SWEEPS_DIR.glob("*.md"))
     if sweeps:
-        body = "".join(f'<section id="{s.stem}">{markdown_html(s.read_text(encoding="utf-8"))}</section>'
+        body = "".join(f'<section id="{html.escape(s.stem)}">{markdown_html(s.read_text(encoding="utf-8"))}</section>'
                        for s in sweeps)
         pages["sweeps.html"] = ("Sweeps", body, False)
 
-    staging = out.with_name(f".{out.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    (staging / MARKER).write_text("built by python -m fmnist.tools.site; --out replaces it whole\n")
     copy_assets(staging)
     for name, (title, body, charts) in pages.items():
         atomic.write_text(staging / name, page(title, name, body, charts, set(pages)))
     shutil.rmtree(out, ignore_errors=True)  # the old site out, the new one in: never half of each
     staging.rename(out)
     return list(pages)
+
+
+def ours(folder: Path) -> None:
+    """A folder the build may replace: absent, or a site it built (MARKER in it); a StageError for anything else,
+    which `--out docs` or `--out .` would otherwise delete."""
+    if folder.is_symlink() or (folder.exists() and not (folder / MARKER).is_file() and not _built_before(folder)):
+        raise StageError(f"{folder}: exists and is not a site this command built (no {MARKER} in it); --out must "
+                         "name a new folder or a site made before, which it replaces whole")
+
+
+def _built_before(folder: Path) -> bool:
+    """A site built before builds wrote MARKER: its pages, plotly.js and the reports' figures, nothing else."""
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    return (folder / "index.html").is_file() and all(
+        entry.suffix == ".html" or entry.name == PLOTLY_JS or (entry.is_dir() and entry.name in ("figures", "tuning"))
+        for entry in entries)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,9 +9,9 @@ experiments and pushes them; `make sweep-collect` pulls every point of the grid 
   last key varies fastest), numbered from 1. Share k of n runs points k, k + n, k + 2n, ... (round robin,
   so shares of a grid sorted by cost get about equal work).
 - Every point is validated against the params schema before anything runs.
-- Point i of sweep S is the experiment `S-i` (S defaults to `sweep-` and a hash of the grid), on every
-  machine: shares never collide, and a share run again replaces its own points, here and on the git
-  remote, instead of adding copies.
+- Point i of sweep S is the experiment `S-i` (S defaults to `sweep-`, a hash of the grid and the baseline commit),
+  on every machine: shares never collide, and a share run again replaces its own points (those of S on this
+  baseline commit), here and on the git remote, instead of adding copies; nobody else's experiments are touched.
 - A share queues its points (`dvc exp run --queue`), runs them `--jobs` at a time (the machine's cores by
   default) and pushes the finished ones with `dvc exp push`: their git refs to the git remote, their
   outputs to the default DVC remote. A point that fails is named, the others are still pushed.
@@ -95,9 +95,14 @@ def parse_share(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def default_name(grid: list[tuple[str, list[str]]]) -> str:
+def default_name(grid: list[tuple[str, list[str]]], baseline: str) -> str:
+    """sweep-<the grid's hash>-<the baseline commit, short>: the same grid on another commit is another sweep."""
     canonical = " ".join(f"{key}={','.join(values)}" for key, values in grid)
-    return "sweep-" + hashlib.sha1(canonical.encode()).hexdigest()[:8]
+    return f"sweep-{hashlib.sha1(canonical.encode()).hexdigest()[:8]}-{baseline[:7]}"
+
+
+def head_commit() -> str:
+    return command(["git", "rev-parse", "HEAD"], "finding the baseline commit").strip()
 
 
 def expand(grid: list[tuple[str, list[str]]], name: str, shares: int) -> list[Point]:
@@ -162,9 +167,9 @@ def swept_variant(grid: list[tuple[str, list[str]]], chosen: str | None, variant
 
 # --- git and DVC ------------------------------------------------------------------------------------------
 
-def exp_refs(where: str | None, names: set[str]) -> dict[str, list[tuple[str, str]]]:
+def exp_refs(where: str | None, names: set[str], baseline: str | None = None) -> dict[str, list[tuple[str, str]]]:
     """{name: [(ref, commit), ...]} of the experiments called one of `names`, in this repo (where=None) or
-    on git remote `where`."""
+    on git remote `where`; only those on `baseline` when it is given."""
     if where is None:
         lines = command(["git", "for-each-ref", "--format=%(refname) %(objectname)", compat.EXP_REFS],
                         "listing experiments")
@@ -175,9 +180,18 @@ def exp_refs(where: str | None, names: set[str]) -> dict[str, list[tuple[str, st
     found: dict[str, list[tuple[str, str]]] = {}
     for ref, commit in pairs:
         name = compat.experiment_name_of_ref(ref)
-        if name in names:
+        if name in names and baseline in (None, compat.experiment_baseline_of_ref(ref)):
             found.setdefault(name, []).append((ref, commit))
     return found
+
+
+def drop_own_experiments(names: set[str], baseline: str) -> list[str]:
+    """A share run again replaces its points: their experiments on this baseline commit are removed here first.
+    Experiments of the same names on other commits (someone's --name used again) are not this run's: kept."""
+    refs = [ref for ref, _ in sum(exp_refs(None, names, baseline).values(), [])]
+    for ref in refs:
+        command(["git", "update-ref", "-d", ref], f"removing the old experiment {ref}")
+    return refs
 
 
 def check_remotes(git_remote: str) -> None:
@@ -198,9 +212,7 @@ def run_share(points: list[Point], share: tuple[int, int], jobs: int, git_remote
     if compat.queue_has_queued(queued):
         raise StageError("the experiment queue already holds queued experiments, which this sweep would run too: "
                          "run them (dvc queue start) or drop them (dvc queue remove --queued) first")
-    # A share run again replaces its points: drop their old experiments (of any baseline) here first.
-    for ref, _ in sum(exp_refs(None, names).values(), []):
-        command(["git", "update-ref", "-d", ref], f"removing the old experiment {ref}")
+    drop_own_experiments(names, head_commit())
     print(f"share {share[0]}/{share[1]}: {len(mine)} of {len(points)} points, {jobs} at a time", flush=True)
     for point in mine:
         print(f"  queue {point.name}: {point.describe()}", flush=True)
@@ -211,24 +223,25 @@ def run_share(points: list[Point], share: tuple[int, int], jobs: int, git_remote
     failed = [point for point in mine if point.name not in done]
     finished = [point.name for point in mine if point.name in done]
     if git_remote and finished:
-        # Same names pushed from another baseline commit earlier would stay beside the new ones: delete them.
-        head = {name: ref for name, ((ref, _),) in done.items()}
-        stale = [ref for name, found in exp_refs(git_remote, set(finished)).items() for ref, _ in found
-                 if ref != head[name]]
-        if stale:
-            command(["git", "push", "--quiet", git_remote, *[f":{ref}" for ref in stale]], "deleting replaced points")
+        # --force: this share's earlier push of the same points (same names, same baseline) is replaced.
         command(["dvc", "exp", "push", "--force", git_remote, *finished], f"pushing the experiments to {git_remote}")
         print(f"pushed {len(finished)} point(s) to git remote {git_remote} and the DVC remote", flush=True)
     return failed
 
 
 def pull_points(points: list[Point], git_remote: str) -> dict[str, str]:
-    """Pull every point the git remote has (refs and outputs); {name: experiment commit}."""
+    """Pull every point the git remote has (refs and outputs); {name: experiment commit}. Where a name is there on
+    more than one baseline commit (a --name used again on another commit), this commit's."""
     remote = exp_refs(git_remote, {point.name for point in points})
-    ambiguous = [name for name, found in remote.items() if len(found) > 1]
+    head = head_commit()
+    for name, found in remote.items():
+        if len(found) > 1:
+            remote[name] = [entry for entry in found if compat.experiment_baseline_of_ref(entry[0]) == head]
+    ambiguous = [name for name, found in remote.items() if len(found) != 1]
     if ambiguous:
-        raise StageError(f"git remote {git_remote} holds {', '.join(sorted(ambiguous))} from more than one "
-                         "baseline commit; run those shares again (a rerun replaces its points)")
+        raise StageError(f"git remote {git_remote} holds {', '.join(sorted(ambiguous))} from other baseline "
+                         "commits, none of them this one; check out the commit they ran on, or name this sweep "
+                         "otherwise (--name)")
     if remote:
         command(["dvc", "exp", "pull", "--force", git_remote, *sorted(remote)], f"pulling the experiments from {git_remote}")
     print(f"pulled {len(remote)} of {len(points)} point(s) from git remote {git_remote} and the DVC remote", flush=True)
@@ -335,7 +348,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fmnist.tools.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("run", "collect"))
     parser.add_argument("--grid", required=True, help="KEY=V1,V2,... [KEY=...], as dvc exp run -S takes them")
-    parser.add_argument("--name", help="experiment name prefix (default: sweep- and a hash of the grid)")
+    parser.add_argument("--name", help="experiment name prefix (default: sweep-, a hash of the grid and the commit)")
     parser.add_argument("--share", default="1/1", help="run: which share K/N of the points to run (default 1/1)")
     parser.add_argument("--shares", type=int, help="collect: the number of shares, to name who owes a missing point")
     parser.add_argument("--jobs", type=int, default=cores(), help="run: experiments at a time (default: the cores "
@@ -354,7 +367,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     grid = parse_grid(args.grid)
-    name = args.name or default_name(grid)
+    name = args.name or default_name(grid, head_commit())
     document = params.read_params_file()
     if args.command == "run":
         share = parse_share(args.share)

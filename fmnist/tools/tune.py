@@ -46,7 +46,7 @@ from fmnist.core import backend, dataset
 from fmnist.core.gate import derived_minimum
 from fmnist.core.spread import Spread
 from fmnist.plumbing import atomic, params, quiet
-from fmnist.plumbing.errors import StageError
+from fmnist.plumbing.errors import StageError, redacted
 from fmnist.plumbing.interrupts import interrupts_allowed, interrupts_deferred
 from fmnist.plumbing.paths import TUNED, TUNING_BEST, TUNING_DIR, TUNING_HISTORY, TUNING_IMPORTANCES, TUNING_TRIALS
 from fmnist.plumbing.runner import run
@@ -131,14 +131,15 @@ def open_storage(url: str, heartbeat: int):
                     raise
                 time.sleep(0.5)
     except sqlalchemy.exc.ArgumentError as error:
-        raise StageError(f"tune storage '{url}': not a database URL ({error})") from None
+        said = str(error).replace(url, redacted(url))
+        raise StageError(f"tune storage '{redacted(url)}': not a database URL ({said})") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
         parts = urlsplit(url)
-        where = f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else url
+        where = f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else redacted(url)
         reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
         raise StageError(f"tune storage: cannot reach the database at {where} ({reason})") from None
     except ModuleNotFoundError as error:
-        raise StageError(f"tune storage '{url}': its driver is not installed ({error.name})") from None
+        raise StageError(f"tune storage '{redacted(url)}': its driver is not installed ({error.name})") from None
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -227,7 +228,7 @@ def check_reports_are_this_study(study_name: str, trials: list, url: str, new_st
     if not rows:
         return
     unmatched = unmatched_rows(rows, trials)
-    where = _redacted(url)
+    where = redacted(url)
     if not unmatched and new_study:
         raise StageError(f"--new-study: {where} holds study '{study_name}', the one {TUNING_TRIALS} reports; name "
                          "another study in params.yaml tune.study, or pass --storage URL for another database")
@@ -363,7 +364,7 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=finished))
-    print(f"study '{tune.study}' in {_redacted(url)}: {done} of {trials} trials finished; worker {worker} joins",
+    print(f"study '{tune.study}' in {redacted(url)}: {done} of {trials} trials finished; worker {worker} joins",
           flush=True)
     if done < trials:
         callbacks = [optuna.study.MaxTrialsCallback(trials, states=finished), on_pruned]
@@ -374,11 +375,6 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
         with interrupts_deferred():
             study.optimize(objective, callbacks=callbacks, catch=(), gc_after_trial=True)
     return study
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
 
 
 def write_reports(study, base_name: str) -> dict | None:
@@ -481,7 +477,7 @@ def dashboard(url: str, port: int) -> None:
         raise StageError(f"no study at {sqlite_file(url)}: `python -m fmnist.tools.pull {sqlite_file(url)}` fetches "
                          "the project's (from its DVC remote), `make tune` starts one")
     program = Path(sys.executable).with_name("optuna-dashboard")  # installed beside this interpreter (the lock)
-    print(f"optuna-dashboard: {_redacted(url)} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
+    print(f"optuna-dashboard: {redacted(url)} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
     os.execv(program, [str(program), "--host", "127.0.0.1", "--port", str(port), url])
 
 

@@ -1,0 +1,165 @@
+"""Stop signals (fmnist/plumbing/interrupts.py, run by fmnist/plumbing/runner.py): SIGTERM and SIGHUP stop a stage as
+Ctrl-C does, a stop whose KeyboardInterrupt a finalizer swallowed still stops it, and a helper process dies with
+its parent. Small real programs run by the real runner, each a process of its own; no TensorFlow."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+# A stage in miniature: out.txt ("old") is replaced by "new" in a transaction, and the program waits where the
+# test stops it. STEP says where: "writing" (before the commit), "swapping" (inside it), "finalizer" (a finalizer
+# receives a Ctrl-C and swallows it, then the stage goes on to commit), "after" (the same, after the commit).
+PROGRAM = textwrap.dedent('''
+    import gc, os, signal, sys, time
+    from pathlib import Path
+    from fmnist.plumbing import runner, transaction
+    from fmnist.plumbing.transaction import Transaction
+
+    STEP = sys.argv[1]
+
+    def wait_for_a_stop():
+        print("ready", flush=True)
+        time.sleep(30)
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler's KeyboardInterrupt is raised here, and swallowed
+            time.sleep(0.2)
+
+    def swallow_a_ctrl_c():
+        Finalized()
+        gc.collect()
+
+    def main():
+        if STEP == "finalizer":
+            swallow_a_ctrl_c()
+        with Transaction("demo") as outputs:
+            outputs.write_text("out.txt", "new")
+            if STEP == "writing":
+                wait_for_a_stop()
+            if STEP == "swapping":
+                real = os.replace
+                def replace(source, target):  # the stop arrives in the middle of the swap
+                    real(source, target)
+                    if str(target) == "out.txt":
+                        print("ready", flush=True)
+                        time.sleep(1)
+                transaction.os.replace = replace
+        if STEP == "after":
+            swallow_a_ctrl_c()
+        print("done", flush=True)
+
+    runner.run(main)
+''')
+
+
+def start(tmp_path: Path, step: str) -> subprocess.Popen:
+    (tmp_path / "out.txt").write_text("old")
+    (tmp_path / "program.py").write_text(PROGRAM)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.Popen([sys.executable, "program.py", step], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stop_when_ready(process: subprocess.Popen, signum: int) -> tuple[str, str]:
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    return out, err
+
+
+def strays(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name.startswith("."))
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_every_stop_signal_rolls_back_and_exits_128_plus_its_number(tmp_path, signum, code):
+    process = start(tmp_path, "writing")
+    _, err = stop_when_ready(process, signum)
+    assert process.returncode == code, err
+    by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    assert f"interrupted{by}: the stage's outputs are all as they were" in err
+    assert (tmp_path / "out.txt").read_text() == "old"
+    assert strays(tmp_path) == []  # no temporary, no journal
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_during_the_commit_waits_for_it(tmp_path, signum, code):
+    process = start(tmp_path, "swapping")
+    out, err = stop_when_ready(process, signum)
+    assert process.returncode == code, err
+    assert (tmp_path / "out.txt").read_text() == "new" and strays(tmp_path) == []
+    assert "done" not in out  # it stopped as soon as the commit was done
+
+
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_stage_before_its_commit(tmp_path):
+    process = start(tmp_path, "finalizer")
+    out, err = process.communicate(timeout=30)
+    assert "Exception ignored in" in err and "KeyboardInterrupt" in err  # Python swallowed it ...
+    assert process.returncode == 130, out + err  # ... but the record stops the stage
+    assert (tmp_path / "out.txt").read_text() == "old" and strays(tmp_path) == []
+
+
+def test_a_ctrl_c_swallowed_after_the_commit_still_ends_the_run_as_interrupted(tmp_path):
+    process = start(tmp_path, "after")
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, out + err
+    assert (tmp_path / "out.txt").read_text() == "new"  # committed before the stop: the new outputs stand
+    assert "interrupted: " in err
+
+
+# A stage with a helper process (processes.Child) that writes nothing and would run for a minute.
+PARENT = textwrap.dedent('''
+    from fmnist.plumbing import processes, runner
+
+    def main():
+        child = processes.Child("a helper", "timeit", "-n", "1", "-r", "1", "import time; time.sleep(60)")
+        print(child.process.pid, flush=True)
+        try:
+            child.result()
+        finally:
+            child.stop()
+
+    runner.run(main)
+''')
+
+
+def gone(pid: int, within: float) -> bool:
+    """Whether the process has ended (or is a zombie: ended, not yet reaped) within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_the_helper_process_dies_with_its_parent(tmp_path, signum):
+    """SIGTERM: the parent stops its child on the way out, exit 143. SIGKILL: the parent runs nothing more, and the
+    kernel's parent-death signal ends the child."""
+    (tmp_path / "parent.py").write_text(PARENT)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    parent = subprocess.Popen([sys.executable, "parent.py"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)  # the child is running its minute
+    assert not gone(child, 0)
+    parent.send_signal(signum)
+    parent.communicate(timeout=30)
+    assert parent.returncode == (143 if signum == signal.SIGTERM else -signal.SIGKILL)
+    assert gone(child, 10), f"the helper {child} outlived its parent"
