@@ -110,27 +110,44 @@ def test_bad_inputs_get_one_line_each_and_the_rest_are_still_classified(pipeline
         assert line.split()[1] == expected[index].split()[0]  # "T-shirt/top", "Ankle" (boot)
 
 
-def test_answers_and_errors_come_as_each_picture_is_read_with_names_printed_safely(pipeline, test_pngs, tmp_path):
-    """Standard output and error in one stream: each row or error line comes in the order of the files, not the
-    rows first and the errors at the end; a name with an escape sequence, or bytes that are not UTF-8, is printed
-    escaped, and the batch goes on."""
+# predict as `python -m fmnist.tools.predict ARGS` runs it, with an audit hook that says on standard output when it
+# opens the file whose name holds WATCH: where that line falls among the answers shows what was printed before.
+OBSERVED_PREDICT = """
+import os, runpy, sys
+watch = sys.argv[1]
+def hook(event, args):
+    if event == "open" and isinstance(args[0], str) and watch in args[0]:
+        print(f"[opening {watch}]", flush=True)
+sys.addaudithook(hook)
+sys.argv = ["fmnist.tools.predict", *sys.argv[2:]]
+sys.path.insert(0, os.getcwd())
+runpy.run_module("fmnist.tools.predict", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_answers_come_as_each_picture_is_read_with_names_printed_safely(pipeline, test_pngs, tmp_path):
+    """The answers for the first pictures are out before the last picture is opened; an unreadable one gets its
+    line and the rest go on; a name with an escape sequence, or bytes that are not UTF-8, is printed escaped."""
     folder = tmp_path / "stream"
     folder.mkdir()
     (folder / "a.png").write_bytes((test_pngs / "000.png").read_bytes())
     (folder / "b-empty.png").write_bytes(b"")
     (folder / "c\x1b[31mred.png").write_bytes((test_pngs / "001.png").read_bytes())
     (Path(os.fsdecode(bytes(folder) + b"/d-caf\xe9.png"))).write_bytes((test_pngs / "002.png").read_bytes())
+    (tmp_path / "observed.py").write_text(OBSERVED_PREDICT)
     env = {**pipeline.env, "PYTHONPATH": str(pipeline.repo)}
-    result = subprocess.run([sys.executable, "-m", "fmnist.tools.predict", str(folder)], cwd=pipeline.repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    result = subprocess.run([sys.executable, str(tmp_path / "observed.py"), "d-caf", str(folder)], cwd=pipeline.repo,
+                            env=env, capture_output=True)
     assert result.returncode == 1
-    lines = result.stdout.decode("ascii").splitlines()  # escaped: plain ASCII, nothing for the terminal to act on
-    named = [line for line in lines if folder.name in line]
+    out = result.stdout.decode("ascii").splitlines()  # escaped: plain ASCII, nothing for the terminal to act on
+    named = [line for line in out if folder.name in line or line.startswith("[opening")]
     assert named[0].startswith(f"{folder}/a.png ")
-    assert named[1] == f"error: {folder}/b-empty.png: empty file (0 bytes)"
-    assert named[2].startswith(f"{folder}/c\\x1b[31mred.png ")
+    assert named[1].startswith(f"{folder}/c\\x1b[31mred.png ")
+    assert named[2] == "[opening d-caf]"  # the answers above were printed before the last picture was opened
     assert named[3].startswith(f"{folder}/d-caf\\xe9.png ")
-    assert lines[-1] == "error: 1 of 4 inputs could not be classified (above)"
+    err = result.stderr.decode("ascii").splitlines()
+    assert err == [f"error: {folder}/b-empty.png: empty file (0 bytes)",
+                   "error: 1 of 4 inputs could not be classified (above)"]
 
 
 def test_a_missing_model_names_the_command_that_makes_it(pipeline, test_pngs, tmp_path):

@@ -15,7 +15,9 @@ import yaml
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline, unavailable
 from tests.helpers import run, stage_env
 
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
+# Debian's Chromium, or the Chrome that GitHub's Ubuntu runners come with: either drives the same way.
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
+                None)
 DRIVER = shutil.which("chromedriver")
 ARTIFACTS = REPO_ROOT / ".test-artifacts"  # git-ignored: what a run leaves to look at
 

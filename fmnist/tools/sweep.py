@@ -367,10 +367,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     grid = parse_grid(args.grid)
+    share = parse_share(args.share) if args.command == "run" else None  # what the user typed is checked first
     name = args.name or default_name(grid, head_commit())
     document = params.read_params_file()
-    if args.command == "run":
-        share = parse_share(args.share)
+    if share is not None:
         points = expand(grid, name, share[1])
         check_points(points, document)
         failed = run_share(points, share, args.jobs, None if args.no_push else args.git_remote)
