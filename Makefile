@@ -30,7 +30,7 @@ USER_VALUES := GRID SHARE SHARES SWEEP SWEEP_ARGS GATE_ARGS TUNE_ARGS PYTEST_ARG
 $(foreach name,$(USER_VALUES),$(eval override $(name) := $$(value $(name))))
 export $(USER_VALUES)
 
-.PHONY: help repro reproduce test test-latest mutation gate power tune dashboard tune-promote sweep sweep-collect site venv lock clean-venv
+.PHONY: help repro reproduce test check test-latest mutation gate power tune dashboard tune-promote sweep sweep-collect site venv lock clean-venv
 .DEFAULT_GOAL := help
 
 # `make help` (and a bare `make`): every target with its one line, the text after `## ` on the target's line.
@@ -51,6 +51,15 @@ repro: $(STAMP)  ## set up .venv, check params.yaml, run the pipeline (dvc repro
 PYTEST := PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest -n "$$TEST_WORKERS" --dist loadscope --no-loadscope-reorder
 test: $(STAMP)  ## set up .venv, run the tests (PYTEST_ARGS: more pytest options)
 	$(PYTEST)
+
+# The edit-test loop, in about a minute: ruff (pyproject.toml's rules), then the tests that start no process and load
+# no TensorFlow, which tests/conftest.py marks `quick` from what each one uses (its body, its fixtures, the helpers
+# they call, its module's imports). One process: collecting is most of the time. make test still runs every test.
+RUFF_VERSION := 0.17.6
+check: $(STAMP)  ## ruff and the quick tests (no process, no TensorFlow), in about a minute
+	$(UV) pip install --quiet --python $(BIN)/python ruff==$(RUFF_VERSION)
+	ruff check fmnist stages tests benchmarks
+	PYTEST_ADDOPTS="$${PYTEST_ADDOPTS:-} $$PYTEST_ARGS" python -m pytest -m quick -q
 
 # The metric gate: params.yaml `gates` minimums and max drop against `gates.reference` (main).
 # Pass options through GATE_ARGS, e.g. make gate GATE_ARGS="--ref HEAD~1".

@@ -2,12 +2,16 @@
 real pipeline per backend."""
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
+import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
+import textwrap
 import threading
 import time
 from collections import defaultdict
@@ -209,8 +213,101 @@ def pytest_terminal_summary(terminalreporter, config):
 
 def pytest_collection_modifyitems(items):
     """Modules that run the tiny pipeline's processes first (stable: each module's own order is kept). The
-    Makefile hands xdist's workers whole modules in this order, so the long ones are not left for the end."""
+    Makefile hands xdist's workers whole modules in this order, so the long ones are not left for the end. Each
+    test that starts no process and loads no TensorFlow is marked `quick` (make check runs those)."""
     items.sort(key=lambda item: "tiny_pipelines" not in getattr(item, "fixturenames", ()))
+    for item in items:
+        if is_quick(item):
+            item.add_marker(pytest.mark.quick)
+
+
+# --- make check: the tests that start no process and load no TensorFlow, sorted from what each one uses -----
+# Read from the code at collection, so a new test is sorted as it is written: its body, the project fixtures it
+# requests (their bodies), and what its module imports at module level, followed through the project's modules.
+# Any process counts (subprocess, a stage, git, DVC, make: a DVC command is one), and so does Keras, TensorFlow or
+# JAX loaded in the test process. When in doubt it is not quick: make test runs everything anyway.
+STARTS_PROCESS = re.compile(r"\b(subprocess|Popen|run_stage|init_git_dvc_repo|copy_pipeline|tiny_pipelines|"
+                            r"make_dry_run|recipe_argv)\b|\brun\(|\bdvc\b")
+HEAVY_LIBRARIES = re.compile(r"^(keras|tensorflow|jax)(\.|$)")
+
+
+def is_quick(item) -> bool:
+    function = getattr(item, "function", None)
+    if function is None:
+        return False
+    functions = [function] + [definition.func for name in item.fixturenames
+                              for definition in item._fixtureinfo.name2fixturedefs.get(name, ())]
+    sources = [source for source in map(_tests_source, functions) if source]
+    sources += _called_helpers(sources, vars(item.module))
+    if any(STARTS_PROCESS.search(source) or "keras" in source or "tensorflow" in source for source in sources):
+        return False
+    return not _loads_heavy_library(item.module.__name__, Path(item.module.__file__))
+
+
+def _tests_source(function) -> str:
+    """The source of a function defined in tests/ (the project's tests, fixtures and helpers), else ''."""
+    try:
+        file = Path(inspect.getsourcefile(function) or "").resolve()
+        return inspect.getsource(function) if file.is_relative_to(REPO_ROOT / "tests") else ""
+    except (TypeError, OSError):
+        return ""
+
+
+def _called_helpers(sources: list[str], namespace: dict) -> list[str]:
+    """The sources of the tests/ functions these sources call, and of those they call: a helper that starts a
+    process is a process started by the test (`start(...)`, `docs_check.gate_example(...)`)."""
+    found, pending, seen = [], [(source, namespace) for source in sources], set()
+    while pending:
+        source, names = pending.pop()
+        for node in ast.walk(ast.parse(textwrap.dedent(source))):
+            target = None
+            if isinstance(node, ast.Name):
+                target = names.get(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                target = getattr(names.get(node.value.id), node.attr, None)
+            if callable(target) and id(target) not in seen:
+                seen.add(id(target))
+                helper = _tests_source(target)
+                if helper:
+                    found.append(helper)
+                    pending.append((helper, getattr(target, "__globals__", names)))
+    return found
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With `-m quick` (make check), a test module whose imports load TensorFlow is not even imported: none of
+    its tests is quick, and the import alone takes seconds."""
+    if config.getoption("markexpr", "") == "quick" and collection_path.suffix == ".py" \
+            and collection_path.name.startswith("test_"):
+        return _loads_heavy_library(f"tests.{collection_path.stem}", collection_path) or None
+    return None
+
+
+_heavy_modules: dict[str, bool] = {}
+
+
+def _loads_heavy_library(name: str, path: Path) -> bool:
+    """Whether importing this module loads Keras, TensorFlow or JAX, through its module-level imports (project
+    modules followed, imports inside functions left out: they run only when called)."""
+    if name not in _heavy_modules:
+        _heavy_modules[name] = False  # an import cycle ends here
+        imported = set()
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            for inner in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) else ():
+                if isinstance(inner, ast.Import):
+                    imported.update(alias.name for alias in inner.names)
+                elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
+                    imported.add(inner.module)
+                    imported.update(f"{inner.module}.{alias.name}" for alias in inner.names)
+        heavy = any(HEAVY_LIBRARIES.match(module) for module in imported)
+        for module in imported:
+            if heavy:
+                break
+            base = REPO_ROOT / Path(*module.split("."))
+            file = next((f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file()), None)
+            heavy = file is not None and _loads_heavy_library(module, file)
+        _heavy_modules[name] = heavy
+    return _heavy_modules[name]
 
 
 # --- one tiny real pipeline per backend, per test run ---------------------------------------------------

@@ -360,3 +360,22 @@ def test_the_weekly_workflow_runs_the_mutation_score_with_its_threshold():
     assert "mutmut export-cicd-stats" in printed and "sys.exit(score < float(sys.argv[1]))' 80" in printed
     config = (REPO_ROOT / "pyproject.toml").read_text()
     assert '"fmnist/core/choice.py"' in config.split("only_mutate")[1].splitlines()[0]  # the selection rule
+
+
+def test_make_check_runs_ruff_then_the_tests_marked_quick_from_what_they_use():
+    """The hook in tests/conftest.py, on two modules: a statistics test that calls nothing but the library is quick; a
+    gate test whose fixture builds a git+DVC repository is not, nor one whose helper starts a process; a module that
+    imports Keras is not even imported. .ci/run runs make check before make test."""
+    assert re.findall(r"\bmake (check|test)\b", CI_RUN.read_text())[:2] == ["check", "test"]
+    recipe = make_dry_run("check")
+    assert recipe.index("ruff check") < recipe.index("-m quick")
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    listed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "quick", "-p", "no:xdist",
+                             "-p", "no:cacheprovider", "tests/test_statistics.py", "tests/test_gate.py",
+                             "tests/test_interrupts.py", "tests/test_models.py"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True).stdout
+    assert "tests/test_statistics.py::test_standard_error_of_the_difference" in listed
+    assert "tests/test_gate.py::test_the_tolerance_follows_the_measured_spread" in listed  # no fixture: quick
+    assert "tests/test_gate.py::test_gate_passes_and_prints_every_check_with_its_tolerance" not in listed  # repo
+    assert "tests/test_interrupts.py::" not in listed  # each starts a program through its helper, start()
+    assert "tests/test_models.py::" not in listed  # imports Keras

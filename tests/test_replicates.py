@@ -153,7 +153,7 @@ def test_replicate_scores_are_keras_scores_of_the_kept_weights(tiny):
     loss, accuracy = replicates.scores(probabilities, val.y)
     for k in range(2):
         lone = models.build("lone", spec)
-        lone.set_weights([w.numpy()[k].reshape(l.shape) for w, l in zip(stacked.trainable_weights, lone.get_weights())])
+        lone.set_weights([w.numpy()[k].reshape(like.shape) for w, like in zip(stacked.trainable_weights, lone.get_weights())])
         lone.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         keras_loss, keras_accuracy = lone.evaluate(val.x, val.y, verbose=0)
         assert loss[k] == pytest.approx(keras_loss, rel=1e-5) and accuracy[k] == pytest.approx(keras_accuracy)

@@ -22,12 +22,14 @@ def command(args: list[str], what: str) -> str:
     return result.stdout
 
 
-def _stop_with_parent() -> None:
-    """In a child, before it runs: SIGTERM it when its parent dies, however the parent dies (SIGKILL too), so a
-    helper that writes nothing does not train on alone (Linux's prctl(PR_SET_PDEATHSIG); elsewhere the parent's
-    Child.stop has to do)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+def _stop_with_parent():
+    """What a child runs before it starts: SIGTERM it when its parent dies, however the parent dies (SIGKILL too), so a
+    helper that writes nothing does not train on alone (Linux's prctl(PR_SET_PDEATHSIG); elsewhere None, and the
+    parent's Child.stop has to do). Looked up here, in the parent: after fork the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 class Child:
@@ -38,7 +40,7 @@ class Child:
         self.what = what
         self.process = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-                                        preexec_fn=_stop_with_parent)
+                                        preexec_fn=_stop_with_parent())
 
     def result(self):
         out, err = self.process.communicate()

@@ -28,9 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fmnist.plumbing import atomic
+from fmnist.plumbing import atomic, interrupts
 from fmnist.plumbing.errors import StageError
-from fmnist.plumbing import interrupts
 from fmnist.plumbing.interrupts import interrupts_deferred
 
 JOURNAL_DIR = Path(".transactions")  # relative to the repository root, where stages run; git- and DVC-ignored
