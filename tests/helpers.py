@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -94,3 +95,17 @@ def experiments_shown(repo: Path, env: dict, *flags: str) -> list[dict]:
                     "error": rev.get("error"),
                 })
     return found
+
+
+def process_ended(pid: int, within: float) -> bool:
+    """Whether the process has ended (or is a zombie: ended, not yet reaped) within `within` seconds (Linux's /proc)."""
+    deadline = time.monotonic() + within
+    while True:  # looked at once at least, also with within=0
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

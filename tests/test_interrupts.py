@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.helpers import process_ended
 
 # A stage in miniature: out.txt ("old") is replaced by "new" in a transaction, and the program waits where the
 # test stops it. STEP says where: "writing" (before the commit), "swapping" (inside it), "finalizer" (a finalizer
@@ -133,20 +134,6 @@ PARENT = textwrap.dedent('''
 ''')
 
 
-def gone(pid: int, within: float) -> bool:
-    """Whether the process has ended (or is a zombie: ended, not yet reaped) within `within` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_the_helper_process_dies_with_its_parent(tmp_path, signum):
@@ -158,8 +145,8 @@ def test_the_helper_process_dies_with_its_parent(tmp_path, signum):
                               stderr=subprocess.PIPE)
     child = int(parent.stdout.readline())
     time.sleep(0.5)  # the child is running its minute
-    assert not gone(child, 0)
+    assert not process_ended(child, 0)
     parent.send_signal(signum)
     parent.communicate(timeout=30)
     assert parent.returncode == (143 if signum == signal.SIGTERM else -signal.SIGKILL)
-    assert gone(child, 10), f"the helper {child} outlived its parent"
+    assert process_ended(child, 10), f"the helper {child} outlived its parent"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline
-from tests.helpers import edit_params, run, run_stage
+from tests.helpers import edit_params, process_ended, run, run_stage
 
 # Checks that do not depend on the backend run once, on the TensorFlow pipeline.
 TENSORFLOW_ONLY = pytest.mark.parametrize("pipeline", ["tensorflow"], indirect=True)
@@ -279,18 +279,6 @@ def children_of(pid: int) -> list[tuple[int, str]]:
     return found
 
 
-def ended(pid: int, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @TENSORFLOW_ONLY
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the stage's child in /proc")
 @pytest.mark.longer(2, why="starts the real stage three times: stopped alone, stopped under DVC, then to the end")
@@ -318,7 +306,7 @@ def test_sigterm_stops_a_stage_like_ctrl_c_and_its_seeds_child_with_it(pipeline,
     _, err = stage.communicate(timeout=120)
     assert stage.returncode == 143, err
     assert "interrupted by SIGTERM: the stage's outputs are all as they were" in err
-    assert ended(seeds[0], 10), "the child training the other seeds outlived the stage"
+    assert process_ended(seeds[0], 10), "the child training the other seeds outlived the stage"
     assert outputs_of(repo, "tiny_stopping") == before
     assert not list(repo.glob("**/.tiny_stopping.*")) and not (repo / ".transactions").exists()
 

@@ -106,10 +106,10 @@ def _beyond(difference: float, allowed: float, only_lower: bool) -> bool:
     return (-difference if only_lower else abs(difference)) > allowed + TIE
 
 
-def critical(df: float, level: float, tolerances: Tolerances, only_lower: bool) -> float:
+def critical(df, level, tolerances: Tolerances, only_lower: bool):
     """How many standard errors a difference must pass at this Holm level: max(k, the t quantile of level, halved
-    for a question asked both ways)."""
-    return max(tolerances.k, float(stats.t.isf(level / (1 if only_lower else 2), df)))
+    for a question asked both ways). Elementwise over arrays of df and level (a family, a rerun's draws)."""
+    return np.maximum(tolerances.k, stats.t.isf(np.asarray(level) / (1 if only_lower else 2), df))
 
 
 def told_apart(pairs: Sequence[tuple[Spread, Spread]], tolerances: Tolerances,
@@ -144,7 +144,7 @@ def told_apart(pairs: Sequence[tuple[Spread, Spread]], tolerances: Tolerances,
     adjusted = np.empty(family)
     adjusted[order] = np.maximum.accumulate(np.minimum(1.0, (family - np.arange(family)) * p_values[order]))
     levels = tolerances.false_alarm / (family - steps)
-    bars = np.maximum(tolerances.k, stats.t.isf(levels / sides, dfs))
+    bars = critical(dfs, levels, tolerances, only_lower)
     for position, (index, difference, error, _) in enumerate(measured):
         allowed = max(tolerances.floor, float(bars[position]) * error)
         apart = bool(adjusted[position] <= tolerances.false_alarm) and _beyond(difference, allowed, only_lower)
@@ -184,7 +184,7 @@ def sights(pairs: Sequence[tuple[Spread, Spread]], tolerances: Tolerances, only_
             seen.append(Sight(verdict, None, None))
             continue
         level = tolerances.false_alarm / family
-        first = max(tolerances.floor, critical(df, level, tolerances, only_lower) * error)
+        first = max(tolerances.floor, float(critical(df, level, tolerances, only_lower)) * error)
         false_alarm = 0.0 if error == 0 else (1 if only_lower else 2) * float(stats.t.sf(first / error, df))
         seen.append(Sight(verdict, detectable(a, b, tolerances, family, only_lower, power), false_alarm))
     return seen
@@ -227,9 +227,8 @@ def detectable(a: Spread, b: Spread, tolerances: Tolerances, family: int, only_l
         side, spread = known[0]
         estimated = error * np.sqrt(_variance_ratios(side, spread.n))
         dfs = np.full(_DRAWS, spread.n - 1.0)
-    sides = 1 if only_lower else 2
-    bars = np.maximum(tolerances.k, stats.t.isf(tolerances.false_alarm / family / sides, dfs))
-    allowed = np.maximum(tolerances.floor, bars * estimated)
+    allowed = np.maximum(tolerances.floor, critical(dfs, tolerances.false_alarm / family, tolerances, only_lower)
+                         * estimated)
     caught = lambda drop: float(np.mean(stats.norm.cdf((drop - allowed) / error))) - power  # noqa: E731
     return optimize.brentq(caught, 0.0, float(allowed.max()) + 10 * error, xtol=1e-9)
 
