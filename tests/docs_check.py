@@ -9,6 +9,12 @@ pinned version and take the options given.
 Figures: every number with four or more decimals outside bash blocks and `<!-- measured ... -->` sections must be
 a value in reports/ (metrics, evaluation, tuning, sweeps, summary, model card) or in params.yaml, as written there
 or rounded to its decimals. The README's results table is checked row by row against reports/metrics.
+
+Links to source lines, [`code`](../path.py#L12) (docs/chapter7.md): the code must be on that line, so a link goes stale
+loudly when the file moves under it. The chapter's numbers, `ours `variant` 0.8478 ± 0.0015`, are the variant's
+mean ± σ in reports/metrics; on the same line, `book 0.8465` is params.yaml `chapter`, and `−0.9 σ` and
+`inside/outside our range` are reports/summary.md's chapter table; `ours (seed 42) stopped at epoch 12` is the
+metrics file's stopped_epoch.
 """
 from __future__ import annotations
 
@@ -238,3 +244,162 @@ def results_table_problems(root: Path) -> list[str]:
             found.append(f"README.md: results row {name}: chapter '{quoted_chapter}', params.yaml says "
                          f"{expected_chapter}")
     return found
+
+
+# --- links to source lines, and the chapter's numbers ------------------------------------------------------------
+
+SOURCE_LINK = re.compile(r"\[`([^`]+)`\]\(([^)#\s]+)#L(\d+)\)")
+ANY_LINE_LINK = re.compile(r"\]\(([^)#\s]+)#L\d+[^)]*\)")
+OURS = re.compile(r"ours `(\w+)` (\d\.\d{4}) ± (\d\.\d{4})")
+BOOK = re.compile(r"book (\d\.\d{4})")
+SIGMAS = re.compile(r"([−+]\d+\.\d) σ")
+RANGE = re.compile(r"\b(inside|outside) our range")
+STOPPED = re.compile(r"ours \(seed 42\) stopped at epoch (\d+)")
+
+
+def source_link_problems(root: Path) -> list[str]:
+    """Every [`code`](file#L<n>) link: the file exists and its line n holds the code; a line link whose text is not
+    code cannot be checked, so it is named too."""
+    found = []
+    for page in pages(root):
+        text = page.read_text(encoding="utf-8")
+        where = page.relative_to(root)
+        checked = 0
+        for code, target, number in SOURCE_LINK.findall(text):
+            checked += 1
+            path = (page.parent / target).resolve()
+            if not path.is_file() or root.resolve() not in path.parents:
+                found.append(f"{where}: link to {target}#L{number}: no such file in the project")
+                continue
+            lines = path.read_text(encoding="utf-8").splitlines()
+            if 1 <= int(number) <= len(lines) and code in lines[int(number) - 1]:
+                continue
+            now = [str(i) for i, line in enumerate(lines, 1) if code in line]
+            found.append(f"{where}: link to {target}#L{number}: `{code}` is not on that line"
+                         + (f" (it is on line {', '.join(now)})" if now else " (nor anywhere in the file)"))
+        if len(ANY_LINE_LINK.findall(text)) != checked:
+            found.append(f"{where}: a link to a line whose text is not `code`: write the code that is on the line")
+    return found
+
+
+def chapter_rows(root: Path) -> dict[str, list[str]]:
+    """reports/summary.md's table of the chapter's numbers, by variant: its cells as written."""
+    text = (root / "reports/summary.md").read_text(encoding="utf-8")
+    section = text.split("## The chapter's numbers", 1)[-1]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("|")]
+    header = rows[0]
+    return {row[0]: dict(zip(header, row)) for row in rows[2:]}
+
+
+def chapter_number_problems(root: Path) -> list[str]:
+    chapter = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["chapter"]
+    table = chapter_rows(root)
+    found = []
+    for page in pages(root):
+        for line in page.read_text(encoding="utf-8").replace("\n  ", " ").splitlines():
+            quoted = OURS.findall(line)
+            where = f"{page.relative_to(root)}: '{line.strip()[:60]}...'"
+            for name, mean, std in quoted:
+                path = root / "reports/metrics" / f"{name}.json"
+                if not path.is_file():
+                    found.append(f"{where}: no reports/metrics/{name}.json")
+                    continue
+                metrics = json.loads(path.read_text(encoding="utf-8"))
+                key = "cv_accuracy" if "cv_accuracy" in metrics else "val_accuracy_mean"
+                expected = f"{metrics[key]:.4f} ± {metrics[key.removesuffix('_mean') + '_std']:.4f}"
+                if f"{mean} ± {std}" != expected:
+                    found.append(f"{where}: ours {name} {mean} ± {std}, reports/metrics/{name}.json says {expected}")
+            if len(quoted) != 1:
+                continue
+            name = quoted[0][0]
+            row = next((cells for variant, cells in table.items() if variant == name), {})
+            for value in BOOK.findall(line):
+                if name not in chapter or value != f"{chapter[name]['value']:.4f}":
+                    found.append(f"{where}: book {value}, params.yaml chapter says "
+                                 f"{chapter[name]['value']:.4f}" if name in chapter else
+                                 f"{where}: book {value}, but params.yaml chapter has no {name}")
+            for sigmas in SIGMAS.findall(line):
+                shown = next((cell for header, cell in row.items() if header.endswith("in σ")), None)
+                if sigmas != shown:
+                    found.append(f"{where}: {sigmas} σ, reports/summary.md's chapter table says {shown}")
+            for side in RANGE.findall(line):
+                inside = next((cell for header, cell in row.items() if header.endswith("inside our range")), None)
+                if (side == "inside") != (inside == "yes"):
+                    found.append(f"{where}: {side} our range, reports/summary.md's chapter table says "
+                                 f"inside: {inside}")
+            for epoch in STOPPED.findall(line):
+                metrics = json.loads((root / "reports/metrics" / f"{name}.json").read_text(encoding="utf-8"))
+                if int(epoch) != metrics.get("stopped_epoch"):
+                    found.append(f"{where}: stopped at epoch {epoch}, reports/metrics/{name}.json says "
+                                 f"{metrics.get('stopped_epoch')}")
+    return found
+
+
+# --- what reruns --------------------------------------------------------------------------------------------------
+
+RERUNS = re.compile(r"<!-- reruns:.*?-->\n(.*?)<!-- /reruns -->", re.S)
+
+
+def reruns_problems(root: Path) -> list[str]:
+    """docs/pipeline.md's table of what reruns after a change is what `python -m fmnist.tools.reruns` makes of
+    dvc.yaml now; no other page keeps a list of its own (they link the table)."""
+    block = RERUNS.search((root / "docs/pipeline.md").read_text(encoding="utf-8"))
+    result = subprocess.run([sys.executable, "-m", "fmnist.tools.reruns"], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        return [f"python -m fmnist.tools.reruns failed: {result.stderr.strip()}"]
+    if not block:
+        return ["docs/pipeline.md: no <!-- reruns --> block"]
+    if block.group(1) != result.stdout:
+        return ["docs/pipeline.md: the table of what reruns is not dvc.yaml's; python -m fmnist.tools.reruns "
+                f"makes:\n{result.stdout}"]
+    return []
+
+
+# --- pointers to the docs -----------------------------------------------------------------------------------------
+
+PAGE_LINK = re.compile(r"\]\(([^)\s#]*?\.md)?(#[^)\s]+)?\)")
+POINTER = re.compile(r"((?:docs/)?[\w-]+\.md)(?:#([\w-]+)|, \"([^\"]+)\"|: ([A-Z][^)`\"]+?)\))?")
+HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.M)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: link text kept, code marks and punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def headings(path: Path) -> list[str]:
+    return HEADING.findall(FENCE.sub("", path.read_text(encoding="utf-8")))
+
+
+def pointer_problems(root: Path) -> list[str]:
+    """Every link between the docs pages (README.md, docs/*.md) goes to a page and heading that exist; so does every
+    pointer to a page in params.yaml, dvc.yaml, the generated reports and the code (`docs/model.md#the-registry`,
+    `docs/model.md, "The registry"`, `docs/model.md: A model without training)`)."""
+    found = []
+    for page in pages(root):
+        for target, anchor in PAGE_LINK.findall(page.read_text(encoding="utf-8")):
+            if target.startswith(("http", "../reports/")) or (not anchor and not target):
+                continue
+            path = (page.parent / target).resolve() if target else page
+            found += _pointer(root, page, path, target or page.name, anchor[1:] if anchor else None, None)
+    sources = [root / "params.yaml", root / "dvc.yaml", *sorted((root / "reports").glob("*.md")),
+               *sorted((root / "fmnist").rglob("*.py")), *sorted((root / "stages").glob("*.py"))]
+    for source in filter(Path.is_file, sources):
+        for target, anchor, quoted, named in POINTER.findall(source.read_text(encoding="utf-8")):
+            if target.startswith("docs/") or target == "README.md":
+                found += _pointer(root, source, root / target, target, anchor or None, quoted or named or None)
+    return found
+
+
+def _pointer(root: Path, source: Path, path: Path, target: str, anchor: str | None, title: str | None) -> list[str]:
+    where = source.relative_to(root)
+    if not path.is_file():
+        return [f"{where}: points to {target}, which does not exist"]
+    titles = headings(path)
+    if anchor and anchor not in {slug(title) for title in titles}:
+        return [f"{where}: points to {target}#{anchor}: no such heading there"]
+    if title and not any(title.strip().lower() in heading.lower() for heading in titles):
+        return [f"{where}: points to {target}, \"{title}\": no such heading there"]
+    return []

@@ -7,9 +7,14 @@ import subprocess
 
 import pytest
 
+import json
+import textwrap
+
+import yaml
+
 from tests import docs_check
-from tests.conftest import REPO_ROOT
-from tests.helpers import copy_project, init_git_dvc_repo, run_stage
+from tests.conftest import REPO_ROOT, copy_pipeline
+from tests.helpers import copy_project, edit_params, init_git_dvc_repo, run, run_stage
 
 
 def test_every_command_in_the_docs_exists_with_the_options_it_is_given():
@@ -117,3 +122,126 @@ def test_make_help_lists_every_target_with_one_line_and_no_target_lacks_a_recipe
     assert listed == [name for name in re.findall(r"^([a-z][a-z-]*):.*## ", makefile, re.M)]
     assert set(listed) == set(phony_targets(makefile))
     assert all(len(line.split(None, 2)) == 3 for line in shown.splitlines())  # make <target> <what it does>
+
+
+def test_the_chapter_page_links_code_lines_and_quotes_numbers_that_are_todays():
+    assert docs_check.source_link_problems(REPO_ROOT) == []
+    assert docs_check.chapter_number_problems(REPO_ROOT) == []
+
+
+def test_a_code_link_to_a_moved_line_and_a_stale_chapter_number_are_named(docs_copy):
+    """The line a link names moves (a line inserted above it); a mean, the book's number, the σ, the range and
+    the early stop each go stale."""
+    models = docs_copy / "fmnist/core/models.py"
+    lines = models.read_text().splitlines(keepends=True)
+    models.write_text("".join(lines[:20] + ["# a line added above\n"] + lines[20:]))
+    page = docs_copy / "docs/chapter7.md"
+    text = page.read_text()
+    for old, new in (("ours `sigmoid100` 0.8715", "ours `sigmoid100` 0.8716"), ("book 0.8465", "book 0.8466"),
+                     ("−3.1 σ", "−3.0 σ"), ("−2.4 σ, outside", "−2.4 σ, inside"),
+                     ("ours (seed 42) stopped at epoch 12", "ours (seed 42) stopped at epoch 11")):
+        assert old in text, old
+        text = text.replace(old, new)
+    page.write_text(text + "\nSee [the model](../fmnist/core/models.py#L1).\n")
+    links = docs_check.source_link_problems(docs_copy)
+    assert ("docs/chapter7.md: link to ../fmnist/core/models.py#L56: `keras.Input(shape=IMAGE_SHAPE)` is not on that "
+            "line (it is on line 57)") in links
+    assert "docs/chapter7.md: a link to a line whose text is not `code`: write the code that is on the line" in links
+    numbers = docs_check.chapter_number_problems(docs_copy)
+    assert len(numbers) == 5, numbers
+    for expected in ("ours sigmoid100 0.8716 ± 0.0012, reports/metrics/sigmoid100.json says 0.8715 ± 0.0012",
+                     "book 0.8466, params.yaml chapter says 0.8465",
+                     "−3.0 σ, reports/summary.md's chapter table says −3.1",
+                     "inside our range, reports/summary.md's chapter table says inside: no",
+                     "stopped at epoch 11, reports/metrics/early_stopping.json says 12"):
+        assert any(line.endswith(expected) for line in numbers), (expected, numbers)
+
+
+def test_the_table_of_what_reruns_is_dvc_yamls():
+    assert docs_check.reruns_problems(REPO_ROOT) == []
+
+
+def test_a_table_of_what_reruns_that_dvc_yaml_no_longer_holds_is_named(docs_copy):
+    """plot stops declaring `chapter`: the table still says a change to `chapter` reruns plot."""
+    shutil.copy2(REPO_ROOT / "dvc.yaml", docs_copy / "dvc.yaml")
+    dvc_yaml = docs_copy / "dvc.yaml"
+    text = dvc_yaml.read_text()
+    assert "      - chapter\n" in text
+    dvc_yaml.write_text(text.replace("      - chapter\n", "", 1))
+    problems = docs_check.reruns_problems(docs_copy)
+    assert len(problems) == 1 and "| `chapter` | `report` | — |" in problems[0], problems
+
+
+def test_every_pointer_to_the_docs_goes_to_a_page_and_heading_that_exist():
+    assert docs_check.pointer_problems(REPO_ROOT) == []
+
+
+def test_a_pointer_to_a_heading_or_page_that_moved_is_named(docs_copy):
+    """A heading renamed under its links, a page that is gone, and params.yaml pointing to a heading not there."""
+    model = docs_copy / "docs/model.md"
+    model.write_text(model.read_text().replace("## The registry", "## Registered versions"))
+    add(docs_copy / "docs/ci.md", "See [the speed page](speeds.md).")
+    params = docs_copy / "params.yaml"
+    params.write_text(params.read_text() + '# see docs/statistics.md, "How many seeds, by power"\n')
+    assert docs_check.pointer_problems(docs_copy) == [
+        "docs/ci.md: points to speeds.md, which does not exist",
+        "docs/model.md: points to model.md#the-registry: no such heading there",
+        "params.yaml: points to docs/statistics.md, \"How many seeds, by power\": no such heading there",
+        "reports/model_card.md: points to docs/model.md#the-registry: no such heading there",
+        "fmnist/core/selection.py: points to docs/model.md#the-registry: no such heading there",
+    ]
+
+
+def adding_a_variant() -> tuple[str, dict, str]:
+    """docs/pipeline.md's "Adding a variant": (the name, the entry, the gate command) its steps show."""
+    text = (REPO_ROOT / "docs/pipeline.md").read_text(encoding="utf-8")
+    section = text.split("### Adding a variant", 1)[1].split("\n### ", 1)[0]
+    entry = yaml.safe_load(textwrap.dedent(re.search(r"```yaml\n(.*?)```", section, re.S).group(1)))["variants"]
+    (name, spec), = entry.items()
+    committed = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))["variants"]
+    assert name not in committed, f"the example variant {name} is in params.yaml already: adding it would replace it"
+    assert f"`dvc repro train@{name}`" in section
+    gate = re.search(r"`make gate GATE_ARGS=\"([^\"]+)\"`", section).group(1)
+    return name, spec, gate
+
+
+@pytest.mark.longer(2, "a train stage, three gate runs and the stages after training, on the tiny pipeline")
+def test_the_documented_steps_add_a_variant_that_is_trained_gated_and_may_be_chosen(tiny_pipelines, tmp_path):
+    """docs/pipeline.md's steps on a copy of the tiny pipeline, whose gate passes to start with: its entry added,
+    `dvc repro train@<name>` trains it with the pipeline's seeds; the gate fails, naming the missing minimum and
+    the line to add; with that line it passes; `dvc repro` then puts it among select's candidates."""
+    name, spec, gate_args = adding_a_variant()
+    pipeline = copy_pipeline(tiny_pipelines("tensorflow"), tmp_path / "repo")
+    repo, env = pipeline.repo, pipeline.env
+
+    def gate():
+        return run(["python", "-m", "stages.gate", *gate_args.split()], repo, env, check=False)
+
+    def suggested(stderr: str) -> dict[str, float]:
+        return {key: float(value) for key, value in re.findall(r"add `([\w.]+): ([\d.]+)`", stderr)}
+
+    # The tiny pipeline's own minimums, as the gate suggests them: it passes before the variant is added.
+    first = suggested(gate().stderr)
+
+    def own_minimums(document):
+        kept = {key: value for key, value in document["gates"]["minimum"].items()
+                if key.partition(".")[0] in {"baseline", *document["variants"]}}
+        document["gates"]["minimum"] = kept | first
+
+    edit_params(repo, own_minimums)
+    assert gate().returncode == 0
+    edit_params(repo, lambda d: d["variants"].update({name: spec}))
+    trained = run(["dvc", "repro", f"train@{name}"], repo, env)
+    assert f"train@{name}" in trained.stdout
+    metrics = json.loads((repo / f"reports/metrics/{name}.json").read_text())
+    assert metrics["seeds"] == yaml.safe_load((repo / "params.yaml").read_text())["train"]["replicates"]
+    failed = gate()
+    assert failed.returncode == 1
+    assert f"{name}.val_accuracy_mean: no minimum in params.yaml gates.minimum" in failed.stderr
+    line = suggested(failed.stderr)
+    assert list(line) == [f"{name}.val_accuracy_mean"] and line[f"{name}.val_accuracy_mean"] < metrics["val_accuracy_mean"]
+    edit_params(repo, lambda d: d["gates"]["minimum"].update(line))
+    assert gate().returncode == 0
+    run(["dvc", "repro"], repo, env)
+    selection = json.loads((repo / "models/best/selection.json").read_text())
+    assert name in selection["rule"]["candidates"]

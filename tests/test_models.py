@@ -1,4 +1,6 @@
 """Model factory, callbacks and save/restore, in-process on the TensorFlow backend with tiny data."""
+import re
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from fmnist.core import evaluation, models, training  # noqa: E402
 from fmnist.core.dataset import Split  # noqa: E402
 from fmnist.plumbing import params, paths  # noqa: E402
 from fmnist.schema.training import TrainParams, VariantsParams
-from tests.conftest import make_fake_images  # noqa: E402
+from tests.conftest import REPO_ROOT, make_fake_images  # noqa: E402
 from tests.test_params import committed_params  # noqa: E402
 
 COMMITTED = params.parse(VariantsParams, committed_params()["variants"]).root
@@ -49,6 +51,28 @@ def test_layers_follow_the_spec():
     assert model.input_shape == (None, 28, 28)
     sigmoid = models.build("sigmoid100", COMMITTED["sigmoid100"])
     assert sigmoid.layers[1].activation.__name__ == "sigmoid"
+
+
+def test_the_chapter_pages_model_add_code_builds_the_model_models_build_makes():
+    """docs/chapter7.md shows sigmoid100 written the book's way (model.add, one layer a call): run that block, and it
+    must be models.build's model: the same layers with the same settings and, from the same seed, the same
+    initial weights."""
+    page = (REPO_ROOT / "docs/chapter7.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if 'Sequential(name="sigmoid100")' in b)
+    assert "model.add(" in block
+    namespace = {"keras": keras}
+    keras.utils.set_random_seed(42)
+    exec(block, namespace)
+    keras.utils.set_random_seed(42)
+    ours = models.build("sigmoid100", COMMITTED["sigmoid100"])
+
+    def settings(model):
+        return [{key: value for key, value in layer.get_config().items() if key != "name"} for layer in model.layers]
+
+    assert settings(namespace["model"]) == settings(ours)
+    assert namespace["model"].input_shape == ours.input_shape
+    for theirs, mine in zip(namespace["model"].get_weights(), ours.get_weights(), strict=True):
+        np.testing.assert_array_equal(theirs, mine)
 
 
 @pytest.mark.parametrize("name, kind, expected", [

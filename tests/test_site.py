@@ -5,6 +5,7 @@ drawn, every variant in the curves chart, the summary's link reaching the model 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import time
@@ -52,11 +53,24 @@ def test_the_site_has_every_page_its_reports_call_for_and_no_cdn(sites):
     assert sorted(p.name for p in tiny.glob("*.html")) == [
         "accuracy.html", "curves.html", "index.html", "model_card.html"]  # no study, no sweep in the tiny one
     assert sorted(p.name for p in committed.glob("*.html")) == [
-        "accuracy.html", "curves.html", "index.html", "model_card.html", "sweeps.html", "tuning.html"]
+        "accuracy.html", "chapter7.html", "curves.html", "index.html", "model_card.html", "sweeps.html", "tuning.html"]
     for page in [*tiny.glob("*.html"), *committed.glob("*.html")]:
         text = page.read_text()
         assert "cdn." not in text and "https://" not in text.split("<body>")[0], page  # nothing fetched from afar
     assert (tiny / "plotly.min.js").stat().st_size > 1_000_000
+
+
+def test_the_chapter_page_shows_its_figures_from_the_site_and_links_nowhere_outside_it(sites):
+    """docs/chapter7.md in the site: first in the navigation, every figure it shows is a file of the site, and its
+    links to code and docs (which the site does not hold) are text, not links that lead nowhere."""
+    site = sites["committed"][0]
+    text = (site / "chapter7.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', text)
+    assert len(images) >= 8 and all((site / image).is_file() for image in images), images
+    targets = re.findall(r'<a href="([^"]+)"', text.split("</nav>", 1)[1])
+    assert targets and all(target in ("index.html",) for target in targets), targets
+    assert "models.py#L" not in text and "<code>keras.callbacks.EarlyStopping(</code>" in text
+    assert re.findall(r'<nav><a href="([^"]+)"', (site / "index.html").read_text()) == ["chapter7.html"]
 
 
 def test_a_report_that_is_not_there_gets_one_line(tmp_path):

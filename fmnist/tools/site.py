@@ -7,7 +7,8 @@ with no network. Generated, never edited; GitHub Pages publishes it (.github/wor
 refused. The pages carry a Content-Security-Policy that allows nothing from elsewhere, every interpolated string is
 escaped, and a remote image in a report (a variant's description can hold Markdown) is shown as its text.
 
-Pages: the summary (reports/summary.md, every table), the training curves of every variant overlaid (each one
+Pages: the chapter, section by section (docs/chapter7.md, where the project has it: its figures shown from the
+site's copies, its links to code and to other docs as plain text), the summary (reports/summary.md, every table), the training curves of every variant overlaid (each one
 toggled from the legend, the seed spread of its final validation accuracy drawn at its last epoch), the accuracy
 comparison with error bars, the model card, the tuning study (history with pruned and failed trials,
 importances, parallel coordinates, slices) and the sweep reports; the last two when their reports exist.
@@ -39,7 +40,8 @@ CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 
 REMOTE_IMAGE = re.compile(r'<img src="(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)[^"]*" alt="([^"]*)"[^>]*>')
 # Each Markdown report and the page it becomes; links between reports follow.
 MARKDOWN_PAGES = {paths.SUMMARY_REPORT.name: "index.html", paths.MODEL_CARD.name: "model_card.html"}
-NAVIGATION = [("index.html", "Summary"), ("curves.html", "Training curves"), ("accuracy.html", "Accuracy"),
+CHAPTER_PAGE = Path("docs/chapter7.md")
+NAVIGATION = [("chapter7.html", "Chapter 7 · 7장"), ("index.html", "Summary"), ("curves.html", "Training curves"), ("accuracy.html", "Accuracy"),
               ("model_card.html", "Model card"), ("tuning.html", "Tuning study"), ("sweeps.html", "Sweeps")]
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:0 1em 3em;color:#222}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:.6em 0;margin-bottom:1em}
@@ -59,6 +61,14 @@ def markdown_html(text: str) -> str:
     for source, page in MARKDOWN_PAGES.items():
         rendered = rendered.replace(f'href="{source}', f'href="{page}')
     return re.sub(r'href="sweeps/([\w.-]+)\.md', r'href="sweeps.html#\1', rendered)
+
+
+def chapter_html(text: str) -> str:
+    """docs/chapter7.md for the site, which holds the reports' figures and pages but not the code or the docs: its
+    figures and the summary from the site's copies, every other link (code lines, docs, anchors) as its text."""
+    text = text.replace("](../reports/figures/", "](figures/").replace("](../reports/summary.md)", "](index.html)")
+    text = re.sub(r"(?<!!)\[([^\]]+)\]\((?!figures/|index\.html\))[^)]*\)", r"\1", text)
+    return markdown_html(text)
 
 
 def page(title: str, here: str, body: str, charts: bool = False, present: set[str] | None = None) -> str:
@@ -277,6 +287,9 @@ def build(out: Path) -> list[str]:
                              "pipeline's reports")
     pages: dict[str, str] = {}
     results = variant_results()
+    if CHAPTER_PAGE.is_file():
+        pages["chapter7.html"] = ("Chapter 7, section by section",
+                                  chapter_html(CHAPTER_PAGE.read_text(encoding="utf-8")), False)
     pages["index.html"] = ("Summary", markdown_html(paths.SUMMARY_REPORT.read_text(encoding="utf-8")), False)
     pages["curves.html"] = ("Training curves", "<h1>Training curves</h1>" + chart(curves_figure(results, "accuracy"),
                             "curves") + chart(curves_figure(results, "loss"), "losses"), True)
