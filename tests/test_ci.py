@@ -379,3 +379,51 @@ def test_make_check_runs_ruff_then_the_tests_marked_quick_from_what_they_use():
     assert "tests/test_gate.py::test_gate_passes_and_prints_every_check_with_its_tolerance" not in listed  # repo
     assert "tests/test_interrupts.py::" not in listed  # each starts a program through its helper, start()
     assert "tests/test_models.py::" not in listed  # imports Keras
+
+
+# check-jsonschema bundles SchemaStore's schema of GitHub workflows (its `vendor.github-workflows`), the one editors
+# and GitHub's own tooling validate against; run by the Makefile's pinned uv from the package index, in its own
+# throwaway environment (nothing of it goes in the lock).
+CHECK_JSONSCHEMA = "check-jsonschema==0.39.0"
+
+
+def test_every_workflow_is_valid_against_githubs_workflow_schema(tmp_path):
+    from tests.test_lock import makefile_value, run_uv
+
+    uv = REPO_ROOT / ".uv" / makefile_value("UV_VERSION") / "bin" / "uv"
+    if not uv.is_file():
+        subprocess.run(["make", "-s", str(uv)], cwd=REPO_ROOT, check=True)
+    workflows = sorted(str(path) for path in (REPO_ROOT / ".github/workflows").glob("*.yml"))
+    assert len(workflows) >= 5
+    check = [str(uv), "tool", "run", "--quiet", "--from", CHECK_JSONSCHEMA, "check-jsonschema",
+             "--builtin-schema", "vendor.github-workflows"]
+    result = run_uv([*check, *workflows], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.yml"  # a job with no runs-on and a step that is neither run nor uses
+    broken.write_text("name: x\non: push\njobs:\n  a:\n    steps:\n      - name: nothing\n")
+    assert run_uv([*check, str(broken)], tmp_path).returncode == 1
+
+
+def test_the_platforms_workflow_tests_each_platform_and_crosschecks_three_variants():
+    """Linux x86_64 and aarch64 and macOS arm64 (the lock's platforms), on a schedule and by hand; each runs the
+    suite and the one-seed run of three variants against the committed means, and uploads its rows, which the last
+    job puts in one table whatever failed."""
+    document = yaml.safe_load((REPO_ROOT / ".github/workflows/platforms.yml").read_text())
+    triggers = document.get(True, document.get("on"))
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    job = document["jobs"]["platform"]
+    assert {entry["runner"] for entry in job["strategy"]["matrix"]["include"]} == {
+        "ubuntu-24.04", "ubuntu-24.04-arm", "macos-14"}
+    assert job["strategy"]["fail-fast"] is False and job["runs-on"] == "${{ matrix.runner }}"
+    commands = [step.get("run", "") for step in job["steps"]]
+    test = next(i for i, command in enumerate(commands) if command.strip() == "make test")
+    crosscheck = next(i for i, command in enumerate(commands) if "-m fmnist.tools.crosscheck" in command)
+    assert test < crosscheck
+    variants = commands[crosscheck].split("crosscheck", 1)[1].split("--out")[0].split()
+    declared = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["variants"]
+    assert len(variants) == 3 and set(variants) <= set(declared), variants
+    upload = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()"
+    table = document["jobs"]["table"]
+    assert table["needs"] == "platform" and table["if"] == "always()"
+    assert "GITHUB_STEP_SUMMARY" in table["steps"][-1]["run"]
