@@ -37,6 +37,8 @@ def main() -> None:
     backend.use(backend.requested())
     import keras
 
+    from fmnist.core import augmentation  # noqa: F401  (registers its layer: an augmented variant's file holds it)
+
     model = keras.models.load_model(args.model, safe_mode=True)
     validation, test = dataset.load_prepared("val"), dataset.load_prepared("test")
     if not 0 <= args.first < len(test.y):

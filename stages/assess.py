@@ -28,6 +28,8 @@ def main() -> None:
     backend.use(shared.backend)
     import keras
 
+    from fmnist.core import augmentation  # noqa: F401  (registers its layer: an augmented variant's file holds it)
+
     pictures = robustness.load_pictures(paths.PICTURES)  # the same pictures for every variant
 
     def measure(name: str) -> dict:

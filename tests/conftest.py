@@ -359,7 +359,7 @@ def tiny_pipelines(tmp_path_factory):
             document["download"]["sha256"] = pins
             document["train"]["backend"] = backend
             document["variants"] = copy.deepcopy(TINY_VARIANTS)
-            if backend == "tensorflow":  # JAX compiles the random layers for ~20 s a process; one backend shows it
+            if backend == "tensorflow":  # JAX compiles the random layer for seconds a process; one backend shows it
                 document["variants"]["tiny_softmax"]["augmentation"] = TINY_AUGMENTATION
             document["chapter"] = {"tiny_stopping": {"metric": "val_accuracy", "value": 0.5}}
             document["plot"]["optimizer_comparison"] = ["tiny_softmax", "tiny_relu"]

@@ -2,9 +2,9 @@
 quote are today's.
 
 Commands: every shell line in a ```bash block, every `$ ` line of an output block, and every inline `make ...`,
-`python -m ...`, `dvc ...` or `gto ...`. Each `make` target must be in the Makefile, each `python -m` module must
-exist, and each `--flag` must appear in that command's `--help`; each `dvc`/`gto` subcommand must exist in the
-pinned version and take the options given.
+`python -m ...`, `dvc ...` or `gto ...`, in the pages and in the reports users read (summary, model card). Each
+`make` target must be in the Makefile, each `python -m` module must exist, and each `--flag` must appear in that
+command's `--help`; each `dvc`/`gto` subcommand must exist in the pinned version and take the options given.
 
 Figures: every number with four or more decimals outside bash blocks and `<!-- measured ... -->` sections must be
 a value in reports/ (metrics, evaluation, tuning, sweeps, summary, model card) or in params.yaml, as written there
@@ -159,7 +159,9 @@ def command_problems(root: Path, page: Path, line: str) -> list[str]:
 
 
 def all_command_problems(root: Path) -> list[str]:
-    jobs = [(page, line) for page in pages(root) for line in commands(page.read_text(encoding="utf-8"))]
+    """Every command of the docs pages and of the generated reports a user reads (the summary, the model card)."""
+    generated = [path for path in (root / "reports/summary.md", root / "reports/model_card.md") if path.is_file()]
+    jobs = [(page, line) for page in [*pages(root), *generated] for line in commands(page.read_text(encoding="utf-8"))]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = pool.map(lambda job: command_problems(root, *job), jobs)
     return [problem for problems in results for problem in problems]

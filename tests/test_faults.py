@@ -26,7 +26,7 @@ def reports(tiny_pipelines, tmp_path_factory):
         def change(document):
             document["train"]["replicates"] = 1  # no child process: every write of the stage is in one process
             document["variants"][VARIANT]["optimizer"] = {"name": "adam"}
-            document["variants"][VARIANT].pop("augmentation", None)  # its random layers cost every run; no write
+            document["variants"][VARIANT].pop("augmentation", None)  # its random layer costs every run; no write
             # One batch an epoch: the harness runs steps eagerly (~60 ms each); the writes come per epoch and after.
             document["variants"][VARIANT]["batch_size"] = 512
 

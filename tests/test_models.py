@@ -195,12 +195,12 @@ def test_missing_and_corrupt_model_files_name_the_file_and_the_stage(in_tmp, tin
         evaluation.evaluate("v", spec, trained_dir, val, val)
 
 
-# Every augmentation layer, at rates large enough that a 28x28 batch visibly changes.
+# Every random change, at rates large enough that a 28x28 batch visibly changes.
 AUGMENTATION = {"rotation": 0.05, "translation": 0.1, "zoom": 0.1, "contrast": 0.3, "brightness": 0.2}
 
 
 def through_augmentation(model, x, training):
-    """The batch after the model's layers before Flatten (Reshape and the random layers)."""
+    """The batch after the model's layers before Flatten (its random image changes)."""
     for layer in model.layers:
         if isinstance(layer, keras.layers.Flatten):
             break
@@ -212,20 +212,30 @@ def test_augmentation_changes_training_batches_only_and_repeats_by_seed(tiny):
     train, _ = tiny
     spec = variant(hidden=[{"units": 8, "activation": "relu"}], augmentation=AUGMENTATION)
     model = models.build("v", spec, seed=42)
-    assert [type(layer).__name__ for layer in model.layers] == [
-        "Reshape", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness",
-        "Flatten", "Dense", "Dense"]
+    assert [type(layer).__name__ for layer in model.layers] == ["RandomAugmentation", "Flatten", "Dense", "Dense"]
     batch = train.x[:16]
-    assert np.array_equal(through_augmentation(model, batch, training=False)[..., 0], batch)  # inference: unchanged
-    changed = through_augmentation(model, batch, training=True)[..., 0]
+    assert np.array_equal(through_augmentation(model, batch, training=False), batch)  # inference: unchanged
+    changed = through_augmentation(model, batch, training=True)
     assert np.abs(changed - batch).mean() > 0.01 and changed.min() >= 0 and changed.max() <= 1
-    again = through_augmentation(models.build("v", spec, seed=42), batch, training=True)[..., 0]
-    other = through_augmentation(models.build("v", spec, seed=43), batch, training=True)[..., 0]
+    again = through_augmentation(models.build("v", spec, seed=42), batch, training=True)
+    other = through_augmentation(models.build("v", spec, seed=43), batch, training=True)
     assert np.array_equal(changed, again) and not np.allclose(changed, other)
-    # Only a rate above 0 adds its layer.
-    rotation_only = variant(augmentation={"rotation": 0.05})
-    kinds = [type(layer).__name__ for layer in models.build("r", rotation_only).layers]
-    assert kinds == ["Reshape", "RandomRotation", "Flatten", "Dense"]
+    # No augmentation, no layer.
+    assert [type(layer).__name__ for layer in models.build("p", variant()).layers] == ["Flatten", "Dense"]
+
+
+def test_an_augmented_model_saves_and_reloads_its_random_layer(in_tmp, tiny):
+    """The .keras file holds the layer's rates and seed (keras.saving finds the class registered by its module), and
+    the reloaded model changes a training batch exactly as the saved one did from the same generator state."""
+    train, _ = tiny
+    spec = variant(hidden=[{"units": 8, "activation": "relu"}], augmentation=AUGMENTATION)
+    model = models.build("v", spec, seed=42)
+    model.save("v.keras")
+    loaded = keras.models.load_model("v.keras", safe_mode=True)
+    assert loaded.layers[0].get_config() == model.layers[0].get_config()
+    assert {key: loaded.layers[0].get_config()[key] for key in AUGMENTATION} == AUGMENTATION
+    np.testing.assert_array_equal(through_augmentation(loaded, train.x[:8], training=True),
+                                  through_augmentation(model, train.x[:8], training=True))
 
 
 def test_an_augmented_model_predicts_as_the_same_weights_without_augmentation(tiny):

@@ -226,8 +226,9 @@ def test_stopping_a_child_ends_it():
 
 
 def test_each_replicate_is_augmented_by_its_own_seeds_and_only_in_training(tiny):
-    """Replicate k's batch goes through the random layers a lone model of seed k builds (models.augmentation_layers),
-    so its changes do not depend on which other seeds share the stack; scoring sees the images unchanged."""
+    """Replicate k's batch is changed as the random layer a lone model of seed k builds (models.augmentation_layer)
+    changes it, so its changes do not depend on which other seeds share the stack; scoring sees the images
+    unchanged."""
     from fmnist.schema.training import Augmentation
     from tests.test_models import AUGMENTATION
 
@@ -237,9 +238,7 @@ def test_each_replicate_is_augmented_by_its_own_seeds_and_only_in_training(tiny)
     stacked = np.stack([batch, batch])  # the same images for both replicates
     changed = np.asarray(replicates.StackedAugmentation(augmentation, [7, 8])(stacked, training=True))
     for k, seed in enumerate([7, 8]):
-        images = batch.reshape(16, 28, 28, 1)
-        for layer in models.augmentation_layers(augmentation, seed):
-            images = layer(images, training=True)
+        images = models.augmentation_layer(augmentation, seed)(batch.reshape(16, 28, 28), training=True)
         np.testing.assert_array_equal(changed[k], np.asarray(images).reshape(16, -1))
     assert not np.allclose(changed[0], changed[1])
     np.testing.assert_array_equal(replicates.StackedAugmentation(augmentation, [7, 8])(stacked), stacked)

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from fmnist.compat import pipeline as compat
+from fmnist.core.augmentation import RandomAugmentation
 from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.plumbing.errors import StageError
 from fmnist.schema.training import Augmentation, TrainParams, Variant
@@ -29,33 +30,23 @@ def derived_seed(seed: int, *path: int) -> int:
     return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
 
 
-def augmentation_layers(augmentation: Augmentation, seed: int) -> list[keras.layers.Layer]:
-    """Keras's random layers for (batch, 28, 28, 1) images in 0-1, each seeded from `seed`. Shifted, turned or
-    shrunk images are filled with 0, Fashion-MNIST's black background (Keras's default, reflect, would mirror
-    the garment into it)."""
-    made: list[keras.layers.Layer] = []
-    if augmentation.rotation:
-        made.append(keras.layers.RandomRotation(augmentation.rotation, fill_mode="constant",
-                                                seed=derived_seed(seed, 0)))
-    if augmentation.translation:
-        made.append(keras.layers.RandomTranslation(augmentation.translation, augmentation.translation,
-                                                   fill_mode="constant", seed=derived_seed(seed, 1)))
-    if augmentation.zoom:
-        made.append(keras.layers.RandomZoom(augmentation.zoom, fill_mode="constant", seed=derived_seed(seed, 2)))
-    if augmentation.contrast:
-        made.append(keras.layers.RandomContrast(augmentation.contrast, value_range=(0, 1), seed=derived_seed(seed, 3)))
-    if augmentation.brightness:
-        made.append(keras.layers.RandomBrightness(augmentation.brightness, value_range=(0, 1),
-                                                  seed=derived_seed(seed, 4)))
-    return made
+def augmentation_seed(seed: int) -> int:
+    """The seed of a model's random image changes: a lone model's layer and its replicate in the stack draw alike."""
+    return derived_seed(seed, 0)
+
+
+def augmentation_layer(augmentation: Augmentation, seed: int) -> RandomAugmentation:
+    """The variant's random image changes (fmnist.core.augmentation), drawn from `seed`'s own generator."""
+    return RandomAugmentation(**augmentation.model_dump(), seed=augmentation_seed(seed))
 
 
 def build(name: str, spec: Variant, seed: int = 0) -> keras.Sequential:
     """Input(28, 28) -> Flatten -> [Dense(units, activation) (-> Dropout)]... -> Dense(10, softmax). With
-    augmentation, its random layers (seeded from `seed`) come before Flatten, on a channel axis they need."""
+    augmentation, its random layer (seeded from `seed`) comes before Flatten. The chapter's model.add(...) calls,
+    as a list: docs/chapter7.md shows the two side by side."""
     layers: list[keras.layers.Layer] = [keras.Input(shape=IMAGE_SHAPE)]
     if spec.augmentation is not None:
-        layers += [keras.layers.Reshape((*IMAGE_SHAPE, 1)), *augmentation_layers(spec.augmentation, seed)]
+        layers.append(augmentation_layer(spec.augmentation, seed))
     layers.append(keras.layers.Flatten())
     for layer in spec.hidden:
         layers.append(keras.layers.Dense(layer.units, activation=layer.activation))

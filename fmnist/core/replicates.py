@@ -9,8 +9,9 @@ per-step overhead, not arithmetic, so they are trained as one stacked model inst
   batched matmul; each slice is initialised with Glorot-uniform from its own seed;
 - replicate k sees its own batches: each epoch it draws its own permutation of the training set
   (numpy, from its own seed), and the model gathers its batch from the training images held inside it;
-- replicate k has its own dropout masks, and its own augmentation layers (random rotation, zoom, ...), from
-  generators seeded by its own seed (the augmentation layers seeded as a lone model of that seed seeds them);
+- replicate k has its own dropout masks and its own random image changes (fmnist.core.augmentation), from
+  generators seeded by its own seed (the augmentation's seeded as a lone model of that seed seeds it), the K
+  batches changed in one vectorised transform;
 - the loss is the sum of the replicates' mean batch losses, so each replicate's weights get exactly the
   gradient they would get alone, and the optimizers (SGD, RMSprop, Adam, Adagrad) update element-wise.
 
@@ -45,9 +46,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
+from fmnist.core import augmentation as image_changes  # noqa: E402
 from fmnist.core import dataset, models  # noqa: E402
 from fmnist.core.dataset import Split
-from fmnist.core.idx import IMAGE_SHAPE, NUM_CLASSES
+from fmnist.core.idx import NUM_CLASSES
 from fmnist.plumbing import interrupts, params, runner  # noqa: E402
 from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams, family, replicates_of
 
@@ -99,28 +101,22 @@ class StackedDropout(keras.layers.Layer):
 
 
 class StackedAugmentation(keras.layers.Layer):
-    """Each replicate's batch through augmentation layers of its own (own seeds): (K, batch, 784) in and out.
-    Outside training it passes its input through, as the lone model's random layers do."""
+    """Each replicate's batch changed by draws from its own generator, seeded as the lone model of its seed seeds
+    its augmentation layer (models.augmentation_layer), then all K batches in one vectorised transform:
+    (K, batch, 784) in and out. Outside training it passes its input through, as the lone model's layer does."""
 
     def __init__(self, augmentation: Augmentation, seeds: list[int], **kwargs):
         super().__init__(**kwargs)
-        self.pipelines = [models.augmentation_layers(augmentation, seed) for seed in seeds]
-
-    def build(self, input_shape):
-        for pipeline in self.pipelines:
-            for layer in pipeline:
-                layer.build((None, *IMAGE_SHAPE, 1))
+        self.factors = augmentation.model_dump()
+        self.generators = [keras.random.SeedGenerator(models.augmentation_seed(seed)) for seed in seeds]
 
     def call(self, x, training=False):
         if not training:
             return x
-        changed = []
-        for k, pipeline in enumerate(self.pipelines):
-            images = ops.reshape(x[k], (-1, *IMAGE_SHAPE, 1))
-            for layer in pipeline:
-                images = layer(images, training=True)
-            changed.append(ops.reshape(images, (-1, int(np.prod(IMAGE_SHAPE)))))
-        return ops.stack(changed)
+        batch = ops.shape(x)[1]
+        uniforms = ops.concatenate([image_changes.draw(generator, batch) for generator in self.generators])
+        changed = image_changes.transform(ops.reshape(x, (-1, image_changes.PIXELS)), uniforms, **self.factors)
+        return ops.reshape(changed, ops.shape(x))
 
 
 class GatherBatches(keras.layers.Layer):
@@ -183,8 +179,8 @@ class Stack:
             for k, generator in enumerate(dropout.generators):
                 owned[k].append(generator)
         if self.augmentation is not None:
-            for k, pipeline in enumerate(self.augmentation.pipelines):
-                owned[k] += [layer.generator for layer in pipeline]
+            for k, generator in enumerate(self.augmentation.generators):
+                owned[k].append(generator)
         return owned
 
 

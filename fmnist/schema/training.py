@@ -92,18 +92,19 @@ class Callbacks(Section):
 
 
 class Augmentation(Section):
-    """Keras's random image layers between Input and Flatten. They change the training batches only: at inference
-    (evaluate, predict) every one of them passes its input through unchanged. 0 leaves a layer out."""
+    """Random changes to the training images, one layer between Input and Flatten (fmnist.core.augmentation). They
+    change the training batches only: at inference (evaluate, predict) the layer passes its input through unchanged.
+    0 leaves that kind of change out."""
 
-    rotation: float = Field(0.0, ge=0, le=0.5)  # RandomRotation: up to ± this fraction of a full turn
-    translation: float = Field(0.0, ge=0, lt=1)  # RandomTranslation: ± this fraction of the height and width
-    zoom: float = Field(0.0, ge=0, lt=1)  # RandomZoom: in or out by up to this fraction
-    contrast: float = Field(0.0, ge=0, le=1)  # RandomContrast: contrast times 1 ± this
-    brightness: float = Field(0.0, ge=0, le=1)  # RandomBrightness: ± this fraction of the 0-1 range
+    rotation: float = Field(0.0, ge=0, le=0.5)  # turned up to ± this fraction of a full turn
+    translation: float = Field(0.0, ge=0, lt=1)  # shifted up to ± this fraction of the height and width
+    zoom: float = Field(0.0, ge=0, lt=1)  # zoomed in or out by up to this fraction
+    contrast: float = Field(0.0, ge=0, le=1)  # contrast times 1 ± this
+    brightness: float = Field(0.0, ge=0, le=1)  # ± this fraction of the 0-1 range
 
     def describe(self) -> str:
-        """'RandomRotation(0.03), RandomZoom(0.1)': the layers, as they are built."""
-        return ", ".join(f"Random{name.capitalize()}({value:g})" for name, value in self.model_dump().items() if value)
+        """'random rotation ±0.03, zoom ±0.1': the changes and their rates."""
+        return "random " + ", ".join(f"{name} ±{value:g}" for name, value in self.model_dump().items() if value)
 
 
 class Variant(Section):
@@ -187,7 +188,7 @@ def trajectory_of(spec: Variant, shared: TrainParams) -> dict:
 def family(name: str, variants: dict[str, Variant], shared: TrainParams) -> dict[str, Variant]:
     """The variants (in params.yaml's order, `name` among them) that share `name`'s trajectory. A family of one where
     train.distribution is not `none` (a data-parallel fit is trained alone) and for a variant with augmentation (its
-    random layers' generators would have to be carried from epoch to epoch as well; none shares one today)."""
+    random layer's generator would have to be carried from epoch to epoch as well; none shares one today)."""
     if shared.distribution != "none" or variants[name].augmentation is not None:
         return {name: variants[name]}
     own = trajectory_of(variants[name], shared)  # holds augmentation (None here): augmented variants stay apart

@@ -84,6 +84,8 @@ def load_model(path: Path):
     backend.use(backend.requested())
     import keras
 
+    from fmnist.core import augmentation  # noqa: F401  (registers its layer: an augmented variant's file holds it)
+
     try:
         model = keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
