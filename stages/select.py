@@ -25,13 +25,14 @@ def main() -> None:
     model_bytes = source.read_bytes()
     shared = params.load(TrainParams)
     assessment = selection.read_assessment(best, model_bytes)
-    selected = selection.record(best, loaded[best], variants[best], rule, candidates, source, model_bytes,
-                                shared, params.load(DownloadParams), params.load(PrepareParams),
-                                assessment["calibration"])
+    choice = selection.Choice(best, loaded[best], variants[best], rule, candidates)
+    selected = selection.record(choice, source=source, model_bytes=model_bytes, shared=shared,
+                                download=params.load(DownloadParams), prepare=params.load(PrepareParams),
+                                calibrated=assessment["calibration"])
     gates = params.load(GatesParams)
-    card = selection.model_card(selected, loaded[best], variants[best], rule, candidates,
-                                results.confusion_counts(best), comparison.Tolerances(gates.k, gates.floor, false_alarm=gates.false_alarm),
-                                dataset.image_counts(), assessment)
+    card = selection.model_card(choice, selected, confusion=results.confusion_counts(best),
+                                tolerances=comparison.Tolerances(gates.k, gates.floor, false_alarm=gates.false_alarm),
+                                image_counts=dataset.image_counts(), assessment=assessment)
     with Transaction("select") as outputs:
         folder = outputs.folder(paths.BEST_DIR)
         (folder / paths.BEST_MODEL_FILE).write_bytes(model_bytes)

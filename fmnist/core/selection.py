@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +41,22 @@ def read_assessment(name: str, model_bytes: bytes) -> dict:
     return assessment
 
 
-def record(name: str, result: Result, spec: Variant, rule: SelectParams, candidates: dict[str, Result],
-           source: Path, model_bytes: bytes, shared: TrainParams, download: DownloadParams, prepare: PrepareParams,
-           calibrated: dict) -> dict:
+@dataclass(frozen=True)
+class Choice:
+    """What the select stage chose: the variant, its results and params, the rule it was chosen by and the candidates
+    it was chosen among (results.candidates)."""
+
+    name: str
+    result: Result
+    spec: Variant
+    rule: SelectParams
+    candidates: dict[str, Result]
+
+
+def record(choice: Choice, *, source: Path, model_bytes: bytes, shared: TrainParams, download: DownloadParams,
+           prepare: PrepareParams, calibrated: dict) -> dict:
     """selection.json: what models/best is, why it was chosen, how well it does and what it was made from."""
+    name, result, spec, rule, candidates = choice.name, choice.result, choice.spec, choice.rule, choice.candidates
     return {
         "artifact": ARTIFACT,
         "variant": name,
@@ -190,10 +203,11 @@ def _alongside_section(assessment: dict, test_images: int) -> list[str]:
     ]
 
 
-def model_card(selected: dict, result: Result, spec: Variant, rule: SelectParams, candidates: dict[str, Result],
-               confusion: np.ndarray, tolerances: comparison.Tolerances, image_counts: dict[str, int],
-               assessment: dict) -> str:
-    """reports/model_card.md: what the model is for, how well it does, where it fails, how to remake it."""
+def model_card(choice: Choice, selected: dict, *, confusion: np.ndarray, tolerances: comparison.Tolerances,
+               image_counts: dict[str, int], assessment: dict) -> str:
+    """reports/model_card.md: what the model is for, how well it does, where it fails, how to remake it. `selected`:
+    record()'s selection.json of the choice."""
+    result, spec, rule, candidates = choice.result, choice.spec, choice.rule, choice.candidates
     name, metrics, details = selected["variant"], result.metrics, result.details
     per_class = result.details["test_accuracy_per_class"]
     hardest = sorted(per_class, key=per_class.get)
