@@ -28,6 +28,9 @@ def measure(how: str, name: str, epochs: int, stacked: int) -> list[float]:
     or by seed 42's fit (`how` = fit)."""
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
+    from fmnist.core import backend
+
+    backend.use(backend.requested())  # before keras is imported, as a stage does
     from fmnist.core import dataset, models, replicates
     from fmnist.plumbing import params
     from fmnist.schema.training import TrainParams, VariantsParams

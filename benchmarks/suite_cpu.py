@@ -68,7 +68,7 @@ def pytest_runtest_logfinish(nodeid, location):
     _note("finish", nodeid)
 '''
 
-TENSORFLOW_PROCESSES = ("stages/train", "stages/assess", "core/replicates", "tools/tune", "tools/predict")
+TENSORFLOW_PROCESSES = ("stages/train", "stages/assess", "core/other_seeds", "tools/tune", "tools/predict")
 
 
 def kind_of(argv: list[str]) -> str:

@@ -13,7 +13,7 @@ Usage: python -m stages.train <variant> [--alone]
 import sys
 import time
 
-from fmnist.core import backend, dataset
+from fmnist.core import backend, dataset, other_seeds
 from fmnist.plumbing import errors, params, paths, processes, quiet, runner
 from fmnist.plumbing.transaction import Transaction
 from fmnist.schema.training import TrainParams, VariantsParams, family, replicates_of
@@ -44,7 +44,7 @@ def main() -> None:
     train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
     backend.use(shared.backend)
     # The other seeds train in a child process meanwhile (on a second core), the chapter's seed here.
-    job = (processes.Child(f"training the other seeds of {name}", "fmnist.core.replicates", name,
+    job = (processes.Child(f"training the other seeds of {name}", other_seeds.__name__, name,
                            *([] if len(members) > 1 else ["--alone"])) if replicates_of(spec, shared) > 1 else None)
     try:
         from fmnist.core import evaluation, training  # import keras: only after the backend is chosen

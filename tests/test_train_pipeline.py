@@ -300,7 +300,7 @@ def test_sigterm_stops_a_stage_like_ctrl_c_and_its_seeds_child_with_it(pipeline,
     stage = subprocess.Popen([sys.executable, "-m", "stages.train", "tiny_stopping"], cwd=repo, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     training_started(stage)
-    seeds = [pid for pid, line in children_of(stage.pid) if "fmnist.core.replicates" in line]
+    seeds = [pid for pid, line in children_of(stage.pid) if "fmnist.core.other_seeds" in line]
     assert len(seeds) == 1, children_of(stage.pid)
     stage.send_signal(signal.SIGTERM)  # the stage alone, not its group: it must stop its child itself
     _, err = stage.communicate(timeout=120)

@@ -23,12 +23,11 @@ A replicate whose EarlyStopping has fired leaves the stack; the others go on in 
 it would have (its own slices of the weights, optimizer state and random generators; never a stack of one, which
 XLA rounds otherwise).
 
-The train stage runs them in a child process (`python -m fmnist.core.replicates <variant>`) while it
-trains the chapter's seed (which alone keeps about one core busy), and in a process of its own the stack
-may use XLA (TensorFlow refuses XLA once op determinism is on; XLA on the CPU is deterministic too).
+The train stage runs them in a child process (`python -m fmnist.core.other_seeds <variant>`, which calls main()
+below) while it trains the chapter's seed (which alone keeps about one core busy), and in a process of its own the
+stack may use XLA (TensorFlow refuses XLA once op determinism is on; XLA on the CPU is deterministic too).
 
-Importing this module imports keras through fmnist.core.backend.use(), with the backend KERAS_BACKEND names
-(the child process gets it from its stage).
+Import only after fmnist.core.backend.use(): importing keras fixes the backend.
 """
 from __future__ import annotations
 
@@ -39,18 +38,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from fmnist.core import backend
+import keras
+import numpy as np
+from keras import ops
 
-backend.use(backend.requested())  # in the stage's child process: keras, imported lean, with its backend
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
-
-from fmnist.core import augmentation as image_changes  # noqa: E402
-from fmnist.core import dataset, models  # noqa: E402
+from fmnist.core import augmentation as image_changes
+from fmnist.core import dataset, models
 from fmnist.core.dataset import Split
 from fmnist.core.idx import NUM_CLASSES
-from fmnist.plumbing import interrupts, params, runner  # noqa: E402
+from fmnist.plumbing import interrupts, params
 from fmnist.schema.training import Augmentation, TrainParams, Variant, VariantsParams, family, replicates_of
 
 EPSILON = 1e-7  # keras.config.epsilon(): sparse_categorical_crossentropy clips probabilities to it
@@ -434,7 +430,7 @@ def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, seed
 
 
 def main() -> None:
-    """`python -m fmnist.core.replicates <variant> [--alone]`: train the variant's other seeds (with the variants
+    """`python -m fmnist.core.other_seeds <variant> [--alone]`: train the variant's other seeds (with the variants
     that share its trajectory, unless --alone), print the result as JSON."""
     shared, variants = params.load(TrainParams), params.load(VariantsParams).root
     name, alone = sys.argv[1], "--alone" in sys.argv[2:]
@@ -445,6 +441,3 @@ def main() -> None:
               else fit(variants[name], shared, others, *splits))
     print(json.dumps(result))
 
-
-if __name__ == "__main__":
-    runner.run(main)
