@@ -377,8 +377,8 @@ def headings(path: Path) -> list[str]:
 
 def pointer_problems(root: Path) -> list[str]:
     """Every link between the docs pages (README.md, docs/*.md) goes to a page and heading that exist; so does every
-    pointer to a page in params.yaml, dvc.yaml, the generated reports and the code (`docs/model.md#the-registry`,
-    `docs/model.md, "The registry"`, `docs/model.md: A model without training)`)."""
+    pointer to a page in params.yaml, dvc.yaml, the generated reports, the code and its report templates
+    (`docs/model.md#the-registry`, `docs/model.md, "The registry"`, `docs/model.md: A model without training)`)."""
     found = []
     for page in pages(root):
         for target, anchor in PAGE_LINK.findall(page.read_text(encoding="utf-8")):
@@ -387,7 +387,8 @@ def pointer_problems(root: Path) -> list[str]:
             path = (page.parent / target).resolve() if target else page
             found += _pointer(root, page, path, target or page.name, anchor[1:] if anchor else None, None)
     sources = [root / "params.yaml", root / "dvc.yaml", *sorted((root / "reports").glob("*.md")),
-               *sorted((root / "fmnist").rglob("*.py")), *sorted((root / "stages").glob("*.py"))]
+               *sorted((root / "fmnist").rglob("*.py")), *sorted((root / "fmnist").rglob("*.md")),
+               *sorted((root / "stages").glob("*.py"))]
     for source in filter(Path.is_file, sources):
         for target, anchor, quoted, named in POINTER.findall(source.read_text(encoding="utf-8")):
             if target.startswith("docs/") or target == "README.md":

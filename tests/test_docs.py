@@ -206,7 +206,7 @@ def test_a_pointer_to_a_heading_or_page_that_moved_is_named(docs_copy):
         "docs/model.md: points to model.md#the-registry: no such heading there",
         "params.yaml: points to docs/statistics.md, \"How many seeds, by power\": no such heading there",
         "reports/model_card.md: points to docs/model.md#the-registry: no such heading there",
-        "fmnist/core/selection.py: points to docs/model.md#the-registry: no such heading there",
+        "fmnist/core/templates/model_card.md: points to docs/model.md#the-registry: no such heading there",
     ]
 
 
