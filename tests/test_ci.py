@@ -388,14 +388,11 @@ CHECK_JSONSCHEMA = "check-jsonschema==0.39.0"
 
 
 def test_every_workflow_is_valid_against_githubs_workflow_schema(tmp_path):
-    from tests.test_lock import makefile_value, run_uv
+    from tests.test_lock import pinned_uv, run_uv
 
-    uv = REPO_ROOT / ".uv" / makefile_value("UV_VERSION") / "bin" / "uv"
-    if not uv.is_file():
-        subprocess.run(["make", "-s", str(uv)], cwd=REPO_ROOT, check=True)
     workflows = sorted(str(path) for path in (REPO_ROOT / ".github/workflows").glob("*.yml"))
     assert len(workflows) >= 5
-    check = [str(uv), "tool", "run", "--quiet", "--from", CHECK_JSONSCHEMA, "check-jsonschema",
+    check = [pinned_uv(), "tool", "run", "--quiet", "--from", CHECK_JSONSCHEMA, "check-jsonschema",
              "--builtin-schema", "vendor.github-workflows"]
     result = run_uv([*check, *workflows], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -24,13 +24,17 @@ def makefile_value(name: str) -> str:
     return re.search(rf"^{name} := (.+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE).group(1).strip()
 
 
-@pytest.fixture(scope="module")
-def uv() -> str:
+def pinned_uv() -> str:
     """The Makefile's pinned uv (make installs it before the tests run; installed here when the tests run alone)."""
     path = REPO_ROOT / ".uv" / makefile_value("UV_VERSION") / "bin" / "uv"
     if not path.is_file():
         subprocess.run(["make", "-s", str(path)], cwd=REPO_ROOT, check=True)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def uv() -> str:
+    return pinned_uv()
 
 
 def run_uv(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from fmnist.core.spread import Spread
 from fmnist.plumbing import atomic, paths
 from fmnist.plumbing.errors import StageError
 
-COPIED = ("stages", "fmnist", "params.yaml")
+CODE = ("stages", "fmnist")  # copied into the scratch project, with params.yaml (its variants at one seed)
 LIBRARIES = ("tensorflow", "keras", "numpy")
 HEADER = ("| platform | Python | " + " | ".join(LIBRARIES) + " | variant | validation accuracy (seed 42) | "
           "committed mean ± σ (n) | within spread |\n|" + "---|" * (6 + len(LIBRARIES)) + "\n")
@@ -46,7 +47,7 @@ def committed(names: list[str], root: Path) -> dict[str, Spread]:
         path = root / paths.metrics_file(name)
         if not path.is_file():
             raise StageError(f"{paths.metrics_file(name)}: not found; the committed results are what this run is "
-                             "compared with (`git checkout` them, or `dvc repro train@{name}`)")
+                             f"compared with (`git checkout` them, or `dvc repro train@{name}`)")
         spread = val_accuracy_spread(json.loads(path.read_text(encoding="utf-8")))
         if not spread.estimable:
             raise StageError(f"{paths.metrics_file(name)}: one seed only; a committed spread is needed to compare with")
@@ -61,8 +62,8 @@ def train_one_seed(names: list[str], root: Path) -> dict[str, float]:
         raise StageError(f"{paths.PREPARED_DIR}: not found; run `dvc repro prepare` first")
     with tempfile.TemporaryDirectory(prefix="crosscheck-") as scratch:
         copy = Path(scratch)
-        for name in COPIED[:2]:
-            subprocess.run(["cp", "-R", str(root / name), str(copy / name)], check=True)
+        for name in CODE:
+            shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
         document = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
         for name in names:
             document["variants"][name]["replicates"] = 1
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     apart = [name for name, (_, told) in zip(args.variants, table) if told]
     if apart:
         raise StageError(f"told apart from the committed mean on this platform: {', '.join(apart)}")
+
 
 if __name__ == "__main__":
     from fmnist.plumbing.runner import run

@@ -8,10 +8,11 @@ refused. The pages carry a Content-Security-Policy that allows nothing from else
 escaped, and a remote image in a report (a variant's description can hold Markdown) is shown as its text.
 
 Pages: the chapter, section by section (docs/chapter7.md, where the project has it: its figures shown from the
-site's copies, its links to code and to other docs as plain text), the summary (reports/summary.md, every table), the training curves of every variant overlaid (each one
-toggled from the legend, the seed spread of its final validation accuracy drawn at its last epoch), the accuracy
-comparison with error bars, the model card, the tuning study (history with pruned and failed trials,
-importances, parallel coordinates, slices) and the sweep reports; the last two when their reports exist.
+site's copies, its links to code and to other docs as plain text), the summary (reports/summary.md, every table),
+the training curves of every variant overlaid (each one toggled from the legend, the seed spread of its final
+validation accuracy drawn at its last epoch), the accuracy comparison with error bars, the model card, the tuning
+study (history with pruned and failed trials, importances, parallel coordinates, slices) and the sweep reports; the
+last two when their reports exist.
 The charts are plotly's; its JavaScript comes from the plotly package in the lock and is copied into the site,
 never loaded from a CDN. The study's views are drawn from reports/tuning/trials.csv (committed), rebuilt as an
 in-memory Optuna study with params.yaml's search space, so a clone without the study database shows them too.
@@ -41,8 +42,8 @@ REMOTE_IMAGE = re.compile(r'<img src="(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)[^"]*" alt=
 # Each Markdown report and the page it becomes; links between reports follow.
 MARKDOWN_PAGES = {paths.SUMMARY_REPORT.name: "index.html", paths.MODEL_CARD.name: "model_card.html"}
 CHAPTER_PAGE = Path("docs/chapter7.md")
-NAVIGATION = [("chapter7.html", "Chapter 7 · 7장"), ("index.html", "Summary"), ("curves.html", "Training curves"), ("accuracy.html", "Accuracy"),
-              ("model_card.html", "Model card"), ("tuning.html", "Tuning study"), ("sweeps.html", "Sweeps")]
+NAVIGATION = [("chapter7.html", "Chapter 7 · 7장"), ("index.html", "Summary"), ("curves.html", "Training curves"),
+              ("accuracy.html", "Accuracy"), ("model_card.html", "Model card"), ("tuning.html", "Tuning study"), ("sweeps.html", "Sweeps")]
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:0 1em 3em;color:#222}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:.6em 0;margin-bottom:1em}
 nav a{margin-right:1.2em;text-decoration:none}nav a.here{font-weight:bold}
