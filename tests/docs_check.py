@@ -6,9 +6,11 @@ Commands: every shell line in a ```bash block, every `$ ` line of an output bloc
 `make` target must be in the Makefile, each `python -m` module must exist, and each `--flag` must appear in that
 command's `--help`; each `dvc`/`gto` subcommand must exist in the pinned version and take the options given.
 
-Figures: every number with four or more decimals outside bash blocks and `<!-- measured ... -->` sections must be
-a value in reports/ (metrics, evaluation, tuning, sweeps, summary, model card) or in params.yaml, as written there
-or rounded to its decimals. The README's results table is checked row by row against reports/metrics.
+Figures: every number with four or more decimals outside bash blocks, `<!-- measured ... -->` sections and the gate
+example must be tied to the one value it states, in a form this module checks: the README's results table (row by
+row against reports/metrics and params.yaml `chapter`), a table marked `<!-- trials: ... -->` (row by row against
+reports/tuning/trials.csv), or the chapter's forms below. Any other such number is refused, whatever its value: a
+figure that only matches some value somewhere would pass stale (link the generated report instead).
 
 Links to source lines, [`code`](../path.py#L12) (docs/chapter7.md): the code must be on that line, so a link goes stale
 loudly when the file moves under it. The chapter's numbers, `ours `variant` 0.8478 ± 0.0015`, are the variant's
@@ -18,6 +20,7 @@ metrics file's stopped_epoch.
 """
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import re
@@ -169,50 +172,74 @@ def all_command_problems(root: Path) -> list[str]:
 
 # --- figures ----------------------------------------------------------------------------------------------------
 
-def _numbers_in(value) -> list[float]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, (int, float)):
-        return [float(value)]
-    if isinstance(value, dict):
-        return [n for item in value.values() for n in _numbers_in(item)]
-    if isinstance(value, list):
-        return [n for item in value for n in _numbers_in(item)]
-    if isinstance(value, str):
-        try:
-            return [float(value)]
-        except ValueError:
-            return []
-    return []
+RESULTS = re.compile(r"<!-- results.*?-->\n.*?<!-- /results -->", re.S)  # checked: results_table_problems
+TRIALS = re.compile(r"<!-- trials:.*?-->\n((?:\|.*\n)+)")  # checked: trials_table_problems
 
 
-def known_figures(root: Path) -> set[str]:
-    """Every figure a page may quote: the values of reports/metrics, reports/tuning and params.yaml rounded to 3,
-    4 or 5 places, and every figure written in the generated pages (summary, model card, sweeps, trials.csv)."""
-    reports = root / "reports"
-    values = [value for path in [*reports.glob("metrics/*.json"), *reports.glob("tuning/*.json")]
-              for value in _numbers_in(json.loads(path.read_text(encoding="utf-8")))]
-    values += _numbers_in(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")))
-    texts = [path.read_text(encoding="utf-8") for path in
-             [*reports.glob("*.md"), *reports.glob("sweeps/*.md"), *reports.glob("tuning/*.csv")]]
-    values += [float(token) for text in texts for token in re.findall(r"\d\.\d{5,}", text)]  # trials.csv
-    return {f"{value:.{places}f}" for value in values for places in (3, 4, 5)} | {
-        token for text in texts for token in re.findall(r"\d\.\d{4,}", text)}
+def _prose(text: str) -> str:
+    """A page's text whose figures figure_problems ties here: without commands (bash blocks: their numbers are
+    inputs), measurements, the gate example and the tables checked whole elsewhere."""
+    text = MEASURED.sub("", GATE_EXAMPLE.sub("", RESULTS.sub("", TRIALS.sub("", text))))
+    return FENCE.sub(lambda block: "" if block.group(1) == "bash" else block.group(0), text)
 
 
 def figure_problems(root: Path) -> list[str]:
-    known = known_figures(root)
+    """Every figure outside the checked tables must be one of the chapter forms on its line, `ours `v` m ± s` and
+    `book x` beside exactly one of them (chapter_number_problems checks their values): anything else is untied."""
+    chapter = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["chapter"]
     found = []
     for page in pages(root):
-        # Commands (bash blocks) are left out: their numbers are inputs. Output blocks are checked like prose, but
-        # for the gate example, which its own test runs.
-        text = page.read_text(encoding="utf-8")
-        text = MEASURED.sub("", GATE_EXAMPLE.sub("", text))
-        text = FENCE.sub(lambda block: "" if block.group(1) == "bash" else block.group(0), text)
-        for number in NUMBER.findall(text):
-            if number not in known:
-                found.append(f"{page.relative_to(root)}: {number} is not a value in reports/ or params.yaml "
-                             "(a stale figure? link the generated report instead)")
+        for line in _prose(page.read_text(encoding="utf-8")).replace("\n  ", " ").splitlines():
+            quoted = OURS.findall(line)
+            tied = OURS.sub("", line)
+            if len(quoted) == 1 and quoted[0][0] in chapter:
+                tied = BOOK.sub("", tied)
+            for number in NUMBER.findall(tied):
+                found.append(f"{page.relative_to(root)}: {number} is not tied to what it states: quote a result as "
+                             "ours `variant` mean ± σ (reports/metrics), the book's beside it as book x (params.yaml "
+                             "chapter), or link the generated report")
+    return found
+
+
+TRIALS_COLUMNS = {  # a trials table's header: the trials.csv column it shows, and how
+    "trial": lambda row: row["number"],
+    "value": lambda row: f"{float(row['value']):.4f}",
+    "units": lambda row: row["units"],
+    "dropout": lambda row: f"{float(row['dropout']):.3f}",
+    "learning rate": lambda row: f"{float(row['learning_rate']):.5f}",
+    "batch": lambda row: row["batch_size"],
+    "epochs (max / run, mean)": lambda row: f"{row['epochs']} / {float(row['epochs_run_mean']):.1f}",
+}
+
+
+def trials_table_problems(root: Path) -> list[str]:
+    """A table marked `<!-- trials: ... -->` shows the study's best finished trials, best first, each cell the
+    trials.csv value of its trial and column (σ: val_accuracy_std)."""
+    with open(root / "reports/tuning/trials.csv", encoding="utf-8", newline="") as file:
+        trials = [row for row in csv.DictReader(file) if row["state"] == "COMPLETE"]
+    by_number = {row["number"]: row for row in trials}
+    best_first = [row["number"] for row in sorted(trials, key=lambda row: -float(row["value"]))]
+    found = []
+    for page in pages(root):
+        for table in TRIALS.findall(page.read_text(encoding="utf-8")):
+            rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table.splitlines()]
+            shown = [dict(zip(rows[0], row)) for row in rows[2:]]
+            where = f"{page.relative_to(root)}: trials table"
+            if [row.get("trial") for row in shown] != best_first[:len(shown)]:
+                found.append(f"{where}: trials {', '.join(row.get('trial', '?') for row in shown)}; the best "
+                             f"{len(shown)} in reports/tuning/trials.csv are {', '.join(best_first[:len(shown)])}")
+            for row in shown:
+                trial = by_number.get(row.get("trial"))
+                for column, cell in row.items():
+                    if trial is None:
+                        break
+                    expected = (f"{float(trial['val_accuracy_std']):.4f}" if column.startswith("σ")
+                                else TRIALS_COLUMNS[column](trial) if column in TRIALS_COLUMNS else None)
+                    if expected is None:
+                        found.append(f"{where}: column '{column}' is not one this check knows")
+                    elif cell != expected:
+                        found.append(f"{where}: trial {row['trial']} {column} {cell}, reports/tuning/trials.csv "
+                                     f"says {expected}")
     return found
 
 
