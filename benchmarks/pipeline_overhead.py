@@ -75,7 +75,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
     args = parser.parse_args()
     if not os.environ.get("FASHION_MNIST_MIRROR"):
-        sys.exit("set FASHION_MNIST_MIRROR to the folder of the four Fashion-MNIST files (e.g. ../shared/fashion-mnist)")
+        sys.exit("set FASHION_MNIST_MIRROR to the folder of the four Fashion-MNIST files "
+                 "(e.g. ../shared/fashion-mnist)")
 
     clone = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-overhead-")) / "repo"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
@@ -95,14 +96,18 @@ def main() -> None:
     work = work_seconds(clone, durations)
     overhead = wall - sum(work.values())
     cpu = machine.cpu_name()
-    print(f"{args.rev} ({subprocess.run(['git', '-C', str(clone), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}), "
-          f"replicates {args.replicates or 'as committed'}, {os.cpu_count()} cores, {cpu}")
+    commit = subprocess.run(['git', '-C', str(clone), 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                            text=True).stdout.strip()
+    print(f"{args.rev} ({commit}), replicates {args.replicates or 'as committed'}, {os.cpu_count()} cores, {cpu}")
     print(f"dvc repro -f: {wall:.0f} s wall, {len(durations)} stages")
-    print("work: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in work.items()) + f" = {sum(work.values()):.0f} s")
-    print(f"overhead: {overhead:.0f} s ({overhead / wall:.0%} of the wall time, {overhead / len(durations):.1f} s per stage)")
+    print("work: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in work.items())
+          + f" = {sum(work.values()):.0f} s")
+    print(f"overhead: {overhead:.0f} s ({overhead / wall:.0%} of the wall time, "
+          f"{overhead / len(durations):.1f} s per stage)")
     if args.exp:
         exp_wall, exp_starts = timed_run(["dvc", "exp", "run", "-S", args.exp], clone, env, clone.parent / "exp.log")
-        print(f"dvc exp run -S {args.exp}: {exp_wall:.0f} s wall, stages run: {', '.join(name for _, name in exp_starts)}")
+        print(f"dvc exp run -S {args.exp}: {exp_wall:.0f} s wall, "
+              f"stages run: {', '.join(name for _, name in exp_starts)}")
     print(json.dumps({"rev": args.rev, "wall": round(wall, 1), "work": {k: round(v, 1) for k, v in work.items()},
                       "overhead": round(overhead, 1), "stages": {k: round(v, 1) for k, v in durations.items()},
                       "exp_wall": round(exp_wall, 1) if args.exp else None}))

@@ -45,7 +45,7 @@ def measure(backend_name: str, names: list[str], seeds: list[int]) -> dict:
     # determinism on (the one-by-one runs do), which would keep the stack off XLA.
     for name in names:
         started = time.perf_counter()
-        stacked = replicates.fit(variants[name], shared, seeds, train, val, test)["per_seed"]
+        stacked = replicates.fit(variants[name], shared, seeds, train=train, val=val, test=test)["per_seed"]
         results[name] = {"stacked": [entry["val_accuracy"] for entry in stacked],
                          "stacked_seconds": time.perf_counter() - started}
     for name in names:

@@ -26,19 +26,13 @@ def main() -> None:
     validation = dataset.load_prepared("val")
     quiet.filter_stderr()  # TensorFlow's start-up notices
     backend.use(shared.backend)
-    import keras
-
-    from fmnist.core import augmentation  # noqa: F401  (registers its layer: an augmented variant's file holds it)
+    from fmnist.core import models  # keras: only once the backend is chosen
 
     pictures = robustness.load_pictures(paths.PICTURES)  # the same pictures for every variant
 
     def measure(name: str) -> dict:
         source = results.scored_model(name, loaded[name])
-        try:
-            model = keras.models.load_model(source, safe_mode=True)
-        except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
-            raise errors.StageError(f"{source}: not a Keras model file ({type(error).__name__}); run "
-                                    f"`dvc repro train@{name}`") from None
+        model = models.load(source, f"run `dvc repro train@{name}`")
         calibrated, measured = robustness.assess(model, validation, pictures, rule.sure_accuracy)
         return {"variant": name, "model_file": source.as_posix(),
                 "model_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),

@@ -20,7 +20,8 @@ def main() -> None:
         outputs.write_json(paths.metrics_file(paths.BASELINE), metrics)
         outputs.write_json(paths.timing_file(paths.BASELINE), timing)
     print(f"{paths.metrics_file(paths.BASELINE)}: CV accuracy {metrics['cv_accuracy']:.4f} "
-          f"± {metrics['cv_accuracy_std']:.4f} ({metrics['cv_folds']} folds), validation {metrics['val_accuracy']:.4f}, "
+          f"± {metrics['cv_accuracy_std']:.4f} ({metrics['cv_folds']} folds), "
+          f"validation {metrics['val_accuracy']:.4f}, "
           f"test {metrics['test_accuracy']:.4f}" + "".join(f"; {note}" for note in notes))
 
 

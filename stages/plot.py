@@ -40,8 +40,9 @@ def main() -> None:
             histories[name].to_csv(folder / f"{name}.csv", index=False)
             if spec.validation:
                 metrics = loaded[name].metrics
-                save(figures.training_curves(name, spec.description, histories[name], metrics["best_epoch"],
-                                             metrics["stopped_epoch"], spec.monitor()), paths.curves_figure(name))
+                save(figures.training_curves(name, spec.description, histories[name],
+                                             best_epoch=metrics["best_epoch"], stopped_epoch=metrics["stopped_epoch"],
+                                             monitor=spec.monitor()), paths.curves_figure(name))
         # The curves are the chapter seed's; the accuracy beside them is that seed's too (means: accuracy.png).
         labels_by_name = {name: f"{variants[name].optimizer.describe()}: {name}, validation accuracy "
                                 f"{loaded[name].metrics['val_accuracy']:.4f} (seed {seed})"

@@ -21,9 +21,10 @@ def main() -> None:
     rule = params.load(SelectParams)
     best = results.best_variant(loaded, rule)
     gates = params.load(GatesParams)
-    markdown = report.render(table, loaded, variants, best, rule, params.load(DownloadParams),
-                             params.load(PrepareParams), params.load(TrainParams).seed,
-                             comparison.Tolerances(gates.k, gates.floor, false_alarm=gates.false_alarm), dataset.image_counts())
+    tolerances = comparison.Tolerances(gates.k, gates.floor, false_alarm=gates.false_alarm)
+    markdown = report.render(table, loaded, variants, best=best, rule=rule, download=params.load(DownloadParams),
+                             prepare=params.load(PrepareParams), seed=params.load(TrainParams).seed,
+                             tolerances=tolerances, image_counts=dataset.image_counts())
     with Transaction("report") as outputs:
         outputs.write_text(paths.SUMMARY_REPORT, markdown)
     print(f"{paths.SUMMARY_REPORT}: {len(table)} rows; best variant ({rule.describe()}): {best}")

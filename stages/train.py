@@ -13,10 +13,10 @@ Usage: python -m stages.train <variant> [--alone]
 import sys
 import time
 
-from fmnist.core import backend, dataset, other_seeds
-from fmnist.plumbing import errors, params, paths, processes, quiet, runner
+from fmnist.core import dataset, other_seeds
+from fmnist.plumbing import errors, params, paths, runner
 from fmnist.plumbing.transaction import Transaction
-from fmnist.schema.training import TrainParams, VariantsParams, family, replicates_of
+from fmnist.schema.training import TrainParams, VariantsParams, family
 
 
 def variant_spec(argv: list[str]):
@@ -38,30 +38,24 @@ def main() -> None:
     if {"-h", "--help"} & set(sys.argv[1:]):
         print(__doc__)
         return
-    quiet.filter_stderr()  # TensorFlow's start-up notices and other chatter that reports no problem
     name, members, shared = variant_spec(["stages.train", *sys.argv[1:]])
     spec = members[name]
     train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
-    backend.use(shared.backend)
-    # The other seeds train in a child process meanwhile (on a second core), the chapter's seed here.
-    job = (processes.Child(f"training the other seeds of {name}", other_seeds.__name__, name,
-                           *([] if len(members) > 1 else ["--alone"])) if replicates_of(spec, shared) > 1 else None)
-    try:
+    with other_seeds.beside(name, members, shared) as job:  # the other seeds train meanwhile, in a child process
         from fmnist.core import evaluation, training  # import keras: only after the backend is chosen
 
         # Every output below is written under a temporary name and swapped in together, or not at all.
         with Transaction(paths.stage_for(name)) as outputs:
-            summary, replicated = training.run(name, spec, shared, train, val, test, outputs, job, members)
+            summary, replicated = training.run(name, spec, shared, train=train, val=val, test=test, outputs=outputs,
+                                               job=job, members=members)
             model_dir = outputs.folder_of(paths.MODELS_DIR / name)
             metrics, details, timing, predictions = evaluation.evaluate(name, spec, model_dir, val, test)
             outputs.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
             outputs.write_json(paths.timing_file(name), timing)
             outputs.write_json(paths.details_file(name), details)
             outputs.write_json(paths.metrics_file(name), metrics)
-    finally:
-        if job:
-            job.stop()  # on any failure the child must not outlive the stage
-    line = evaluation.summary_line(name, metrics, details, summary, replicated, time.perf_counter() - started)
+    line = evaluation.summary_line(name, metrics=metrics, details=details, summary=summary, replicated=replicated,
+                                   seconds=time.perf_counter() - started)
     others = [other for other in members if other != name]
     print(line + (f"; its trajectory is shared with {', '.join(others)} (trained once)" if others else ""))
 

@@ -41,7 +41,8 @@ def test_workflow_gates_against_main_and_writes_both_diffs_to_the_job_summary():
     assert '--ref origin/main' in gate
     summary = next(step for step in steps if "GITHUB_STEP_SUMMARY" in step.get("run", ""))
     assert summary.get("if") == "always()"
-    assert "dvc metrics diff origin/main --md" in summary["run"] and "dvc params diff origin/main --md" in summary["run"]
+    assert "dvc metrics diff origin/main --md" in summary["run"]
+    assert "dvc params diff origin/main --md" in summary["run"]
     checkout = next(step for step in steps if step.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0  # origin/main must be there to compare with
 
@@ -101,12 +102,12 @@ def test_plan_turns_the_number_of_shares_into_one_matrix_entry_per_share(tmp_pat
     output = tmp_path / "output"
     for shares, expected in (("3", '["1/3", "2/3", "3/3"]'), ("1", '["1/1"]')):
         output.write_text("")
-        done = subprocess.run(["bash", "-c", step["run"]], env={"SHARES": shares, "GITHUB_OUTPUT": str(output),
-                                                                 "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+        env = {"SHARES": shares, "GITHUB_OUTPUT": str(output), "PATH": "/usr/bin:/bin"}
+        done = subprocess.run(["bash", "-c", step["run"]], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert output.read_text() == f"shares={expected}\n"
-    refused = subprocess.run(["bash", "-c", step["run"]], env={"SHARES": "0", "GITHUB_OUTPUT": str(output),
-                                                                "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    env = {"SHARES": "0", "GITHUB_OUTPUT": str(output), "PATH": "/usr/bin:/bin"}
+    refused = subprocess.run(["bash", "-c", step["run"]], env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "give a whole number from 1 to 20" in refused.stderr
     share = document["jobs"]["share"]
     assert share["strategy"]["matrix"]["share"] == "${{ fromJSON(needs.plan.outputs.shares) }}"

@@ -25,7 +25,8 @@ def drop_sight(a: Spread, b: Spread, rule: Tolerances = RULE) -> comparison.Sigh
 
 def test_welch_degrees_of_freedom_on_hand_worked_numbers():
     # va = .008²/5 = 1.28e-5, vb = .002²/2 = 2e-6: (1.48e-5)² / ((1.28e-5)²/4 + (2e-6)²/1) = 4.8719
-    assert comparison.degrees_of_freedom(Spread(0.87, 0.008, 5), Spread(0.86, 0.002, 2)) == pytest.approx(4.8719, abs=1e-4)
+    welch = comparison.degrees_of_freedom(Spread(0.87, 0.008, 5), Spread(0.86, 0.002, 2))
+    assert welch == pytest.approx(4.8719, abs=1e-4)
     equal = Spread(0.87, 0.003, 5)
     assert comparison.degrees_of_freedom(equal, equal) == pytest.approx(8.0)  # equal spreads: 2n - 2
     assert comparison.degrees_of_freedom(Spread(0.87, None, 1), Spread(0.86, 0.003, 5)) == 4  # its std stands for both
@@ -53,10 +54,12 @@ def test_the_detectable_drop_on_hand_worked_numbers():
     assert drop_sight(tiny, tiny, RULE).detectable == pytest.approx(0.0022661, abs=2e-6)
     many, no_floor = Spread(0.87, 0.01, 1000), Tolerances(3.0, 0.0)
     error = 0.01 * math.sqrt(2 / 1000)
-    assert comparison.detectable(many, many, no_floor, 1, True) / error == pytest.approx(3.8416, abs=0.02)
-    assert comparison.detectable(many, many, no_floor, 18, True) / error == pytest.approx(3.8416, abs=0.02)
+    for family in (1, 18):
+        assert comparison.detectable(many, many, no_floor, family=family, only_lower=True) / error == pytest.approx(
+            3.8416, abs=0.02)
     strict = Tolerances(1.0, 0.0)  # k out of the way: z(1 - 0.05/18) + z(0.8) = 2.7703 + 0.8416
-    assert comparison.detectable(many, many, strict, 18, True) / error == pytest.approx(3.6119, abs=0.02)
+    assert comparison.detectable(many, many, strict, family=18, only_lower=True) / error == pytest.approx(
+        3.6119, abs=0.02)
 
 
 def test_the_detectable_drop_grows_with_the_spread_and_shrinks_with_seeds():
@@ -83,15 +86,15 @@ def test_the_seeds_to_detect_a_drop():
     """std 0.008, detect 0.01: 20 seeds a side catch it 80% of the time, 19 do not; a cap of 10 cannot reach it.
     Among 18 checks Holm holds the dropped one to 0.05/18: with std 0.004, 7 seeds where alone 6 do (6 seeds: df
     about 10, t(1 - 0.05/18, 10) = 3.52 > k, and the drop they catch is 0.0108)."""
-    assert comparison.replicates_to_detect(0.008, 0.01, RULE, 1, 40) == 20
+    assert comparison.replicates_to_detect(0.008, 0.01, RULE, family=1, most=40) == 20
     side = Spread(0.0, 0.008, 19)
     assert drop_sight(side, side, RULE).detectable > 0.01
-    assert comparison.replicates_to_detect(0.008, 0.01, RULE, 1, 10) is None
-    assert comparison.replicates_to_detect(0.0015, 0.01, RULE, 1, 20) == 2
-    assert comparison.replicates_to_detect(0.004, 0.01, RULE, 1, 20) == 6
-    assert comparison.replicates_to_detect(0.004, 0.01, RULE, 18, 20) == 7
+    assert comparison.replicates_to_detect(0.008, 0.01, RULE, family=1, most=10) is None
+    assert comparison.replicates_to_detect(0.0015, 0.01, RULE, family=1, most=20) == 2
+    assert comparison.replicates_to_detect(0.004, 0.01, RULE, family=1, most=20) == 6
+    assert comparison.replicates_to_detect(0.004, 0.01, RULE, family=18, most=20) == 7
     six = Spread(0.0, 0.004, 6)
-    assert comparison.detectable(six, six, RULE, 18, only_lower=True) == pytest.approx(0.0108, abs=1e-4)
+    assert comparison.detectable(six, six, RULE, family=18, only_lower=True) == pytest.approx(0.0108, abs=1e-4)
 
 
 def test_the_lines_under_the_table_count_the_verdicts_name_the_blind_and_state_the_family_wise_rate():
@@ -177,7 +180,7 @@ def test_simulated_gates_with_power_chosen_seeds_catch_a_drop_of_gates_detect():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["gates"]
     rule = Tolerances(params["k"], params["floor"], false_alarm=params["false_alarm"])
     family, most, detect = len(spreads), params["max_replicates"], params["detect"]
-    needs = {metric: comparison.replicates_to_detect(side.std, detect, rule, family, most)
+    needs = {metric: comparison.replicates_to_detect(side.std, detect, rule, family=family, most=most)
              for metric, side in spreads.items()}
     per_variant: dict[str, int] = {}  # the power command raises a variant's seeds, never lowers them
     for metric, need in needs.items():
@@ -191,7 +194,7 @@ def test_simulated_gates_with_power_chosen_seeds_catch_a_drop_of_gates_detect():
         if metric.startswith("baseline."):
             continue
         side = seeded[metric]
-        size = detect if needs[metric] else comparison.detectable(side, side, rule, family, True)
+        size = detect if needs[metric] else comparison.detectable(side, side, rule, family=family, only_lower=True)
         drop = np.zeros(len(names))
         drop[column] = size
         caught = simulated_gates(list(seeded.values()), runs, rng, drop)[:, column].mean()

@@ -140,7 +140,8 @@ def test_ruamel_keeps_the_comment_after_a_block_where_we_move_it():
     experiments.put_comment_after(document["variants"]["b"], "epochs", token)
     text = io.StringIO()
     yaml.dump(document, text)
-    assert text.getvalue() == "variants:\n  a:\n    epochs: 5\n  b:\n    epochs: 7\n\n# the next section\ngates: {}\n", \
+    expected = "variants:\n  a:\n    epochs: 5\n  b:\n    epochs: 7\n\n# the next section\ngates: {}\n"
+    assert text.getvalue() == expected, \
         broke("ruamel.yaml", "0.19", f"the comment moved wrongly:\n{text.getvalue()}")
 
 

@@ -48,7 +48,8 @@ def test_a_one_seed_run_is_within_or_outside_the_committed_spread_and_changes_no
 def test_an_unknown_variant_or_one_without_a_committed_spread_gets_one_line(tiny_pipelines, tmp_path):
     pipeline = copy_pipeline(tiny_pipelines("tensorflow"), tmp_path / "repo")
     result = crosscheck(pipeline, "relu999")
-    assert result.returncode == 1 and result.stderr.startswith("error: variant 'relu999' is not declared in params.yaml")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: variant 'relu999' is not declared in params.yaml")
     set_committed(pipeline.repo, "tiny_relu", val_accuracy_std=None, seeds=1)
     result = crosscheck(pipeline, "tiny_relu")
     assert result.returncode == 1

@@ -29,12 +29,14 @@ def append(path, line):
 def test_a_new_import_in_a_stage_fails_naming_the_stage_and_the_module(tree):
     append(tree / "stages/baseline.py", "from fmnist.core import figures  # noqa")
     assert deps.problems(tree) == [
-        "stage 'baseline' imports fmnist/core/figures.py (through stages.baseline), but dvc.yaml does not list it in its "
+        "stage 'baseline' imports fmnist/core/figures.py (through stages.baseline), but dvc.yaml does not list it in "
+        "its "
         "deps: add it, or to fmnist/tools/deps.py RESULT_NEUTRAL with the reason it cannot change the stage's results"]
 
 
 def test_an_import_deep_in_the_library_reaches_every_stage_that_runs_it(tree):
-    append(tree / "fmnist/core/idx.py", "import fmnist.core.figures  # noqa")  # idx: under prepare, baseline, train, ...
+    # idx: under prepare, baseline, train, ...
+    append(tree / "fmnist/core/idx.py", "import fmnist.core.figures  # noqa")
     missing = {line.split("'")[1] for line in deps.problems(tree)}
     assert missing == {"prepare", "baseline", "train@*", "pictures", "assess", "select", "report"}  # plot: has it
 

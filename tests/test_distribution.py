@@ -71,7 +71,8 @@ def test_the_saved_model_reloads_and_scores_the_same_on_one_device(parallel):
         "print(json.dumps({'devices': len(jax.devices()), 'scores': scores}))\n")
     env = {key: value for key, value in copy.env.items() if key != "XLA_FLAGS"}
     # The stage scores the file it keeps: the checkpoint where there is one (tiny_stopping), else model.keras.
-    evaluated = {name: read_json(copy.repo / f"reports/evaluation/{name}.json")["evaluated_file"] for name in TINY_VARIANTS}
+    evaluated = {name: read_json(copy.repo / f"reports/evaluation/{name}.json")["evaluated_file"]
+                 for name in TINY_VARIANTS}
     assert evaluated["tiny_stopping"] == "best.keras" and evaluated["tiny_softmax"] == "model.keras"
     files = [f"{name}={file}" for name, file in evaluated.items()]
     out = json.loads(run([sys.executable, "-c", script, *files], copy.repo, env).stdout.splitlines()[-1])

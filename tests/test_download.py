@@ -44,7 +44,8 @@ def test_sha_mismatch_is_discarded_and_next_source_used(tmp_path, fake_mirror, f
 
 def test_truncated_body_is_discarded_and_next_source_used(tmp_path, fake_mirror, file_server):
     mirror, pins = fake_mirror
-    fetcher, messages = make_fetcher(Source("short", file_server.url("truncated")), Source("good", file_server.url("ok")))
+    fetcher, messages = make_fetcher(Source("short", file_server.url("truncated")),
+                                     Source("good", file_server.url("ok")))
     fetcher.fetch_all(pins, tmp_path / "raw")
     assert_verified_copies(tmp_path / "raw", mirror, pins)
     assert sum("truncated body" in m for m in messages) == len(pins)

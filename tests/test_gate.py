@@ -106,7 +106,8 @@ def test_gate_passes_and_prints_every_check_with_its_tolerance(repo):
     assert list(rows) == list(GATES["minimum"])  # one row per gated metric, in params order
     checkpoint = METRICS["checkpoint"]
     mean, std = checkpoint["val_accuracy_mean"], checkpoint["val_accuracy_std"]
-    detects = comparison.detectable(spread.Spread(mean, std, 5), spread.Spread(mean, std, 5), RULE, 4, True)
+    side = spread.Spread(mean, std, 5)
+    detects = comparison.detectable(side, side, RULE, family=4, only_lower=True)
     assert rows["checkpoint.val_accuracy_mean"] == [
         f"{mean:.4f} ± {std:.4f} (5)", ">= 0.875 ok",
         f"{mean:.4f} (+0.0000, allowed -{allowed('checkpoint'):.4f}, detects {detects:.4f}) no measurable change",
@@ -224,7 +225,8 @@ def test_no_metrics_at_all_fails(repo):
 def test_unknown_ref_fails_clearly(repo):
     result = gate(repo, "--ref", "no-such-branch")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "error: `dvc metrics diff no-such-branch --all --json` failed: ERROR: unknown Git revision 'no-such-branch'" in result.stderr
+    assert ("error: `dvc metrics diff no-such-branch --all --json` failed: ERROR: unknown Git revision "
+            "'no-such-branch'") in result.stderr
 
 
 def test_bad_gate_params_are_named(repo):
@@ -248,7 +250,8 @@ def test_reproduces_checks_every_mean_within_its_tolerance_and_reports_the_rest(
     # Every mean with a spread: val and test of both variants, and the baseline's CV.
     assert "reproduction of HEAD: all 5 checks pass" in result.stdout
     std = METRICS["checkpoint"]["val_accuracy_std"]
-    detects = comparison.detectable(spread.Spread(mean, std, 5), spread.Spread(mean, std, 5), RULE, 5, False)
+    side = spread.Spread(mean, std, 5)
+    detects = comparison.detectable(side, side, RULE, family=5, only_lower=False)
     assert table_rows(result.stdout)["checkpoint.val_accuracy_mean"][1] == (
         f"{mean:.4f} ({0.5 * tolerance:+.4f}, within ±{tolerance:.4f}, detects ±{detects:.4f}) ok")
     # Both ways, at Holm's first level: 2 P(T_8 > 3.355) = 1% each.
@@ -271,7 +274,8 @@ def test_a_variant_without_a_minimum_fails_with_the_line_to_add(repo):
     mean, std = added["val_accuracy_mean"], added["val_accuracy_std"]
     suggested = math.floor((mean - max(0.01, 3 * std / math.sqrt(5))) * 1000) / 1000
     assert (f"relu100.val_accuracy_mean: no minimum in params.yaml gates.minimum, so nothing gates it: add "
-            f"`relu100.val_accuracy_mean: {suggested}` (max(0.01, 3 std/sqrt(n)) below its mean {mean:.4f})") in result.stderr
+            f"`relu100.val_accuracy_mean: {suggested}` (max(0.01, 3 std/sqrt(n)) below its mean {mean:.4f})"
+            ) in result.stderr
     assert "failed, 1 of " in result.stderr
     edit_params(repo, lambda d: d["gates"]["minimum"].update({"relu100.val_accuracy_mean": suggested}))
     assert gate(repo, "--no-ref").returncode == 0
@@ -328,13 +332,15 @@ def test_power_names_the_seeds_each_mean_needs_and_leaves_the_baseline_out(repo)
     rows = table_rows(result.stdout)
     assert rows["checkpoint.val_accuracy_mean"][0] == "0.0080 (5)" and rows["checkpoint.val_accuracy_mean"][2] == "20"
     assert rows["baseline.cv_accuracy"][2] == "- (CV folds, not seeds)"
-    detects = comparison.detectable(spread.Spread(0, 0.008, 5), spread.Spread(0, 0.008, 5), RULE, 4, True)
+    five = spread.Spread(0, 0.008, 5)
+    detects = comparison.detectable(five, five, RULE, family=4, only_lower=True)
     assert ("to detect 0.01 with 80% power, set in params.yaml:\n"
             f"  variants.checkpoint.replicates: 20  # now 5: detects {detects:.4f}\n") in result.stdout
     assert "would detect it with fewer seeds: softmax (" in result.stdout  # σ 0.0027 over 5 seeds
     edit_params(repo, lambda d: d["gates"].update(max_replicates=10))
     result = gate(repo, "--power")
-    widest = comparison.detectable(spread.Spread(0, 0.008, 10), spread.Spread(0, 0.008, 10), RULE, 4, True)
+    ten = spread.Spread(0, 0.008, 10)
+    widest = comparison.detectable(ten, ten, RULE, family=4, only_lower=True)
     assert f"checkpoint.val_accuracy_mean: not even 10 seeds detect 0.01 (gates.max_replicates); with 10 it " \
            f"detects {widest:.4f}" in result.stdout
 
@@ -346,7 +352,8 @@ def write_predictions(repo, actual, predicted):
 
 def test_models_best_is_paired_image_by_image_with_the_refs(repo):
     """reports/best_predictions.csv here and at main: the gate reports McNemar's exact test and the accuracy
-    difference with its interval (tests/test_comparison.py has the numbers); it says why where there is nothing to pair."""
+    difference with its interval (tests/test_comparison.py has the numbers); it says why where there is nothing to
+    pair."""
     assert "note: paired: no reports/best_predictions.csv in this workspace" in gate(repo).stdout
     rng = np.random.default_rng(3)
     actual = rng.integers(0, 10, 400)

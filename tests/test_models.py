@@ -119,7 +119,7 @@ def test_early_stopping_stops_and_restores_best_weights(in_tmp, tiny):
     spec = variant(hidden=[{"units": 64, "activation": "relu"}], optimizer={"name": "adam", "learning_rate": 0.01},
                    epochs=40, validation=True,
                    callbacks={"checkpoint": {}, "early_stopping": {"patience": 1, "restore_best_weights": True}})
-    summary, _ = training.run("v", spec, ONE_SEED, train, noise, noise)
+    summary, _ = training.run("v", spec, ONE_SEED, train=train, val=noise, test=noise)
     history = np.loadtxt(in_tmp / "reports/train/v/plots/metrics/eval/loss.tsv", skiprows=1)[:, 1]
     assert summary["epochs_run"] == len(history) < 40
     assert summary["stopped_epoch"] == summary["epochs_run"]
@@ -136,7 +136,7 @@ def test_checkpoint_keeps_the_best_epoch_not_the_last(in_tmp, tiny):
     noise = Split(train.x[:64], np.random.default_rng(4).integers(0, 10, 64).astype(np.uint8))
     spec = variant(hidden=[{"units": 64, "activation": "relu"}], optimizer={"name": "adam", "learning_rate": 0.01},
                    epochs=8, validation=True, callbacks={"checkpoint": {"monitor": "val_loss"}})
-    summary, _ = training.run("v", spec, ONE_SEED, train, noise, noise)
+    summary, _ = training.run("v", spec, ONE_SEED, train=train, val=noise, test=noise)
     history = np.loadtxt(in_tmp / "reports/train/v/plots/metrics/eval/loss.tsv", skiprows=1)[:, 1]
     assert summary["epochs_run"] == 8 and summary["stopped_epoch"] is None
     assert summary["best_epoch"] < 8  # the loss on noise labels rises after the first epochs
@@ -149,7 +149,7 @@ def test_checkpoint_keeps_the_best_epoch_not_the_last(in_tmp, tiny):
 def test_weights_and_whole_model_round_trips_agree_exactly(in_tmp, tiny):
     train, val = tiny
     spec = variant(hidden=[{"units": 32, "activation": "relu", "dropout": 0.3}], optimizer={"name": "adam"}, epochs=2)
-    training.run("v", spec, ONE_SEED, train, val, val)
+    training.run("v", spec, ONE_SEED, train=train, val=val, test=val)
     trained_dir = in_tmp / "models/v"
     rebuilt = evaluation.load_weights_into_rebuilt(trained_dir / paths.WEIGHTS_FILE, "v", spec)
     whole = evaluation.load_whole_model(trained_dir / paths.MODEL_FILE, "v")
@@ -173,7 +173,7 @@ def test_interrupted_training_leaves_no_partial_output(in_tmp, tiny, monkeypatch
     monkeypatch.setattr(models, "make_callbacks", lambda *a: [*make_callbacks(*a), Interrupt()])
     spec = variant(hidden=[{"units": 8, "activation": "relu"}], epochs=5, validation=True, callbacks={"checkpoint": {}})
     with pytest.raises(KeyboardInterrupt):
-        training.run("v", spec, ONE_SEED, train, val, val)
+        training.run("v", spec, ONE_SEED, train=train, val=val, test=val)
     assert list((in_tmp / "models").iterdir()) == []
     assert list((in_tmp / "reports/train").iterdir()) == []
 
@@ -186,7 +186,7 @@ def test_missing_and_corrupt_model_files_name_the_file_and_the_stage(in_tmp, tin
     trained_dir = in_tmp / "models/v"
     with pytest.raises(StageError, match=r"models/v/training.json: not found; run `dvc repro train@v`"):
         evaluation.evaluate("v", spec, trained_dir, val, val)
-    training.run("v", spec, ONE_SEED, train, val, val)
+    training.run("v", spec, ONE_SEED, train=train, val=val, test=val)
     (trained_dir / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(StageError, match=r"models/v/model.keras: unreadable \(.*\); run `dvc repro train@v`"):
         evaluation.evaluate("v", spec, trained_dir, val, val)

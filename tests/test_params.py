@@ -39,22 +39,31 @@ def with_change(section, key_path, value):
         ("prepare", "test_size", 1.5, "'prepare.test_size' = 1.5 is not allowed: Input should be less than 1"),
         ("prepare", "test_size", 0, "'prepare.test_size' = 0 is not allowed: Input should be greater than 0"),
         ("prepare", "test_size", "0.2", "'prepare.test_size' = '0.2' is not allowed: Input should be a valid number"),
-        ("prepare", "random_state", -1, "'prepare.random_state' = -1 is not allowed: Input should be greater than or equal to 0"),
-        ("baseline", "n_jobs", 0, "'baseline.n_jobs' = 0 is not allowed: must be -1 (all cores) or a positive number of processes"),
+        ("prepare", "random_state", -1,
+         "'prepare.random_state' = -1 is not allowed: Input should be greater than or equal to 0"),
+        ("baseline", "n_jobs", 0,
+         "'baseline.n_jobs' = 0 is not allowed: must be -1 (all cores) or a positive number of processes"),
         ("baseline", "n_jobs", -2, "'baseline.n_jobs' = -2 is not allowed: must be -1"),
         ("baseline", "cv", 1, "'baseline.cv' = 1 is not allowed: Input should be greater than or equal to 2"),
         ("baseline", "max_iter", True, "'baseline.max_iter' = True is not allowed: Input should be a valid integer"),
-        ("baseline", "loss", "log", "'baseline.loss' = 'log' is not allowed: Input should be 'log_loss', 'hinge' or 'modified_huber'"),
+        ("baseline", "loss", "log",
+         "'baseline.loss' = 'log' is not allowed: Input should be 'log_loss', 'hinge' or 'modified_huber'"),
         ("train", "replicates", 0, "'train.replicates' = 0 is not allowed: Input should be greater than or equal to 1"),
         ("train", "replicates", 2.5, "'train.replicates' = 2.5 is not allowed: Input should be a valid integer"),
         ("gates", "k", 0, "'gates.k' = 0 is not allowed: Input should be greater than 0"),
         ("gates", "fixed_tolerance", -0.1, "'gates.fixed_tolerance' = -0.1 is not allowed"),
         ("download", "retries", -1, "'download.retries' = -1 is not allowed"),
-        ("select", "metric", "test_accuracy", "'select.metric' = 'test_accuracy' is not allowed: Input should be 'val_accuracy_mean', 'val_accuracy' or 'val_loss'"),
-        ("select", "candidates", ["Relu"], "'select.candidates.0' = 'Relu' is not allowed: String should match pattern"),
-        ("download", ("sha256", "t10k-images-idx3-ubyte.gz"), "abc", "'download.sha256.t10k-images-idx3-ubyte.gz' = 'abc' is not allowed: String should match pattern"),
+        ("select", "metric", "test_accuracy",
+         "'select.metric' = 'test_accuracy' is not allowed: Input should be 'val_accuracy_mean', 'val_accuracy' or "
+         "'val_loss'"),
+        ("select", "candidates", ["Relu"],
+         "'select.candidates.0' = 'Relu' is not allowed: String should match pattern"),
+        ("download", ("sha256", "t10k-images-idx3-ubyte.gz"), "abc",
+         "'download.sha256.t10k-images-idx3-ubyte.gz' = 'abc' is not allowed: String should match pattern"),
         ("prepare", "tset_size", 0.2, "unknown key 'prepare.tset_size' (allowed keys: test_size, random_state)"),
-        ("download", ("sha256", "extra.gz"), "0" * 64, "unknown key 'download.sha256.extra.gz' (allowed keys: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"),
+        ("download", ("sha256", "extra.gz"), "0" * 64,
+         "unknown key 'download.sha256.extra.gz' (allowed keys: train-images-idx3-ubyte.gz, "
+         "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"),
     ],
 )
 def test_rejected_values_name_key_value_and_rule(section, key, value, message):
@@ -102,9 +111,11 @@ def variants_with(name, **changes):
     "changes, message",
     [
         ({"optimizer": {"name": "adamw"}},
-         "'variants.relu100.optimizer.name' = 'adamw' is not allowed: Input should be 'sgd', 'adagrad', 'rmsprop' or 'adam'"),
+         "'variants.relu100.optimizer.name' = 'adamw' is not allowed: Input should be 'sgd', 'adagrad', 'rmsprop' or "
+         "'adam'"),
         ({"optimizer": {"name": "adam", "nesterov": True}},
-         "'variants.relu100.optimizer' = {'name': 'adam', 'nesterov': True} is not allowed: option 'nesterov' does not apply to adam (it takes: learning_rate)"),
+         "'variants.relu100.optimizer' = {'name': 'adam', 'nesterov': True} is not allowed: option 'nesterov' does not "
+         "apply to adam (it takes: learning_rate)"),
         ({"optimizer": {"name": "sgd", "learning_rate": 0}},
          "'variants.relu100.optimizer.learning_rate' = 0 is not allowed: Input should be greater than 0"),
         ({"hidden": [{"units": 100, "activation": "relux"}]},
@@ -119,14 +130,18 @@ def variants_with(name, **changes):
          "unknown key 'variants.relu100.hidden.0.drop' (allowed keys: units, activation, dropout)"),
         ({"epochs": 0}, "'variants.relu100.epochs' = 0 is not allowed: Input should be greater than or equal to 1"),
         ({"epochs": None}, "missing key 'variants.relu100.epochs'"),
-        ({"batch_size": 0}, "'variants.relu100.batch_size' = 0 is not allowed: Input should be greater than or equal to 1"),
+        ({"batch_size": 0},
+         "'variants.relu100.batch_size' = 0 is not allowed: Input should be greater than or equal to 1"),
         ({"callbacks": {"reduce_lr": {}}},
          "unknown key 'variants.relu100.callbacks.reduce_lr' (allowed keys: checkpoint, early_stopping)"),
         ({"validation": True, "callbacks": {"early_stopping": {"patience": -1}}},
-         "'variants.relu100.callbacks.early_stopping.patience' = -1 is not allowed: Input should be greater than or equal to 0"),
+         "'variants.relu100.callbacks.early_stopping.patience' = -1 is not allowed: Input should be greater than or "
+         "equal to 0"),
         ({"callbacks": {"checkpoint": {}}},
          "is not allowed: callbacks checkpoint monitor validation metrics: set validation: true"),
-        ({"epoch": 5}, "unknown key 'variants.relu100.epoch' (allowed keys: description, hidden, optimizer, epochs, batch_size, replicates, validation, callbacks, augmentation)"),
+        ({"epoch": 5},
+         "unknown key 'variants.relu100.epoch' (allowed keys: description, hidden, optimizer, epochs, batch_size, "
+         "replicates, validation, callbacks, augmentation)"),
     ],
 )
 def test_rejected_variants_name_variant_key_and_allowed_values(changes, message):
@@ -153,7 +168,8 @@ def test_variant_names_that_other_files_use_are_rejected(name, owner):
 
 
 def test_train_section_rejects_unknown_backend_and_bad_batch_size():
-    with pytest.raises(ParamsError, match=r"'train.backend' = 'torch' is not allowed: Input should be 'tensorflow' or 'jax'"):
+    with pytest.raises(ParamsError,
+                       match=r"'train.backend' = 'torch' is not allowed: Input should be 'tensorflow' or 'jax'"):
         params.parse(TrainParams, with_change("train", "backend", "torch"))
     with pytest.raises(ParamsError, match=r"'train.batch_size' = 0 is not allowed"):
         params.parse(TrainParams, with_change("train", "batch_size", 0))

@@ -27,7 +27,8 @@ VARIANTS = {
     "plain": {"description": "one Dense softmax layer", "hidden": [], "optimizer": {"name": "rmsprop"}, "epochs": 3},
     "fast": {"description": "relu with SGD(lr 0.1)", "hidden": [{"units": 8, "activation": "relu"}],
              "optimizer": {"name": "sgd", "learning_rate": 0.1}, "epochs": 3},
-    "watched": {"description": "dropout, early stopping", "hidden": [{"units": 8, "activation": "relu", "dropout": 0.3}],
+    "watched": {"description": "dropout, early stopping",
+                "hidden": [{"units": 8, "activation": "relu", "dropout": 0.3}],
                 "optimizer": {"name": "adam"}, "epochs": 6, "validation": True,
                 "callbacks": {"checkpoint": {"monitor": "val_loss"}, "early_stopping": {"patience": 2}}},
 }
@@ -124,7 +125,8 @@ def write_fake_assessment(repo) -> str:
         "calibration": {"threshold": 0.7, "target_accuracy": 0.95, "coverage": 0.85, "accuracy_when_sure": 0.951,
                         "expected_calibration_error": 0.02, "bins": bins, "validation_images": 12},
         "robustness": {"images": 20, "seed": 0, "originals": {"accuracy": 0.85, "accuracy_interval": [0.8, 0.9]},
-                       "families": [{"family": "clean", **family}, {"family": "combined", **family, "agreement": 0.7}]}})
+                       "families": [{"family": "clean", **family},
+                                    {"family": "combined", **family, "agreement": 0.7}]}})
     return best
 
 
@@ -297,7 +299,8 @@ def test_a_variant_without_history_names_the_train_stage(results_repo, tmp_path)
     (lambda d: d["chapter"].update(gone={"metric": "val_accuracy", "value": 0.8}),
      "params.yaml: chapter names 'gone', which is not declared (declared: plain, fast, watched, baseline)"),
     (lambda d: d["chapter"].update(plain={"metric": "cv_accuracy", "value": 0.8}),
-     "params.yaml: chapter.plain.metric = 'cv_accuracy' is not allowed: a Keras variant reports val_accuracy or test_accuracy"),
+     "params.yaml: chapter.plain.metric = 'cv_accuracy' is not allowed: a Keras variant reports val_accuracy or "
+     "test_accuracy"),
     (lambda d: d["plot"].update(dpi=5), "'plot.dpi' = 5 is not allowed"),
 ])
 def test_bad_plot_params_are_named(results_repo, tmp_path, edit, message):
@@ -441,7 +444,8 @@ def test_select_follows_the_rule_in_params(results_repo, tmp_path, rule, expecte
     assert f"select: {best} (" in result.stdout
     assert set(selected(repo)["rule"]["candidates"]) == set(rule["candidates"] or VARIANTS)
     scored = "best.keras" if best == "watched" else "model.keras"
-    assert (repo / paths.BEST_DIR / paths.BEST_MODEL_FILE).read_bytes() == (repo / "models" / best / scored).read_bytes()
+    best_file = repo / paths.BEST_DIR / paths.BEST_MODEL_FILE
+    assert best_file.read_bytes() == (repo / "models" / best / scored).read_bytes()
 
 
 def test_model_card_gives_classes_hardest_first_and_the_commonest_mistakes(results_repo):

@@ -178,7 +178,8 @@ def test_a_missing_model_names_the_command_that_makes_it(pipeline, test_pngs, tm
     assert result.stderr == f"error: {tmp_path}/gone.keras: model file not found\n"
     (tmp_path / "fake.keras").write_text("not a model")
     result = predict(pipeline, "--model", tmp_path / "fake.keras", image, cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith(f"error: {tmp_path}/fake.keras: not a Keras model file (")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {tmp_path}/fake.keras: not a Keras model file (")
 
 
 def test_export_samples_writes_one_test_image_of_each_class(pipeline, tmp_path):

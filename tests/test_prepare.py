@@ -71,7 +71,8 @@ def test_count_mismatch_names_both_files(workdir):
     idx.write(workdir / "data/raw/train-labels-idx1-ubyte.gz", np.zeros(499, np.uint8))
     result = run_stage("prepare", workdir)
     assert result.returncode == 1
-    assert "train-images-idx3-ubyte.gz holds 500 images but data/raw/train-labels-idx1-ubyte.gz holds 499 labels" in result.stderr
+    assert ("train-images-idx3-ubyte.gz holds 500 images but data/raw/train-labels-idx1-ubyte.gz holds 499 labels"
+            in result.stderr)
 
 
 def test_bad_params_fail_before_any_work(workdir):

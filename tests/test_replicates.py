@@ -98,8 +98,8 @@ def test_replicates_differ_by_seed_and_repeat_exactly(tiny):
     test = tiny_split(64, 5)
     spec = variant(hidden=[{"units": 16, "activation": "relu", "dropout": 0.3}], optimizer={"name": "adam"},
                    epochs=4, validation=True, callbacks={"checkpoint": {}, "early_stopping": {"patience": 1}})
-    first = replicates.fit(spec, SHARED, [43, 44, 45], train, val, test)
-    again = replicates.fit(spec, SHARED, [43, 44, 45], train, val, test)
+    first = replicates.fit(spec, SHARED, [43, 44, 45], train=train, val=val, test=test)
+    again = replicates.fit(spec, SHARED, [43, 44, 45], train=train, val=val, test=test)
     assert first["per_seed"] == again["per_seed"]  # same seeds, same machine, same backend: identical
     losses = [entry["val_loss"] for entry in first["per_seed"]]
     assert len(set(losses)) == 3  # every seed its own weights, batches and dropout masks
@@ -109,7 +109,7 @@ def test_replicates_differ_by_seed_and_repeat_exactly(tiny):
         for key, split in (("val_accuracy", val), ("test_accuracy", test)):
             correct = entry[key] * len(split.y)
             assert correct == pytest.approx(round(correct), abs=1e-4) and entry[key] > 0.3, (seed, key, entry[key])
-    other = replicates.fit(spec, SHARED, [50, 44, 45], train, val, test)
+    other = replicates.fit(spec, SHARED, [50, 44, 45], train=train, val=val, test=test)
     assert other["per_seed"][0]["val_loss"] != first["per_seed"][0]["val_loss"]
 
 
@@ -133,9 +133,9 @@ def test_a_replicate_that_stops_leaves_the_stack_and_the_others_go_on_exactly(ti
     keeping = replicates.keeping
     monkeypatch.setattr(replicates, "keeping", lambda stack, *rest: shrunk.append(rest[-1]) or keeping(stack, *rest))
     seeds = [43, 44, 45, 46]
-    dropped = replicates.fit(spec, SHARED, seeds, train, val, test)
+    dropped = replicates.fit(spec, SHARED, seeds, train=train, val=val, test=test)
     assert shrunk and all(len(positions) < len(seeds) for positions in shrunk)
-    every_epoch = replicates.fit(spec, SHARED, seeds, train, val, test, on_epoch=lambda *scores: None)
+    every_epoch = replicates.fit(spec, SHARED, seeds, train=train, val=val, test=test, on_epoch=lambda *scores: None)
     assert len(shrunk) == len(set(map(tuple, shrunk)))  # no shrinking on the second run
     assert dropped["per_seed"] == every_epoch["per_seed"]
     assert len({entry["epochs_run"] for entry in dropped["per_seed"]}) > 1  # they did stop at different epochs
@@ -153,7 +153,8 @@ def test_replicate_scores_are_keras_scores_of_the_kept_weights(tiny):
     loss, accuracy = replicates.scores(probabilities, val.y)
     for k in range(2):
         lone = models.build("lone", spec)
-        lone.set_weights([w.numpy()[k].reshape(like.shape) for w, like in zip(stacked.trainable_weights, lone.get_weights())])
+        lone.set_weights([w.numpy()[k].reshape(like.shape)
+                          for w, like in zip(stacked.trainable_weights, lone.get_weights())])
         lone.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         keras_loss, keras_accuracy = lone.evaluate(val.x, val.y, verbose=0)
         assert loss[k] == pytest.approx(keras_loss, rel=1e-5) and accuracy[k] == pytest.approx(keras_accuracy)
@@ -164,7 +165,7 @@ def test_evaluate_reports_the_mean_and_spread_of_all_seeds(tmp_path, monkeypatch
     train, val = tiny
     spec = variant(hidden=[{"units": 8, "activation": "relu"}], epochs=1)
     shared = SHARED.model_copy(update={"replicates": 3})
-    summary, replicated = training.run("v", spec, shared, train, val, val)
+    summary, replicated = training.run("v", spec, shared, train=train, val=val, test=val)
     metrics, details, timing, _ = evaluation.evaluate("v", spec, tmp_path / "models/v", val, val)
     per_seed = details["spread"]["per_seed"]
     assert [entry["seed"] for entry in per_seed] == [42, 43, 44] == details["spread"]["seeds"]
@@ -174,11 +175,12 @@ def test_evaluate_reports_the_mean_and_spread_of_all_seeds(tmp_path, monkeypatch
     assert metrics["seeds"] == 3
     assert metrics["val_accuracy_mean"] == pytest.approx(np.mean(values))
     assert metrics["val_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
-    assert details["spread"]["val_accuracy"]["min"] == min(values) and details["spread"]["val_accuracy"]["max"] == max(values)
+    spread = details["spread"]["val_accuracy"]
+    assert spread["min"] == min(values) and spread["max"] == max(values)
     assert timing["replicates_train_seconds"] == replicated["train_seconds"] > 0
     assert "parameters" not in metrics and details["parameters"] == 784 * 8 + 8 + 8 * 10 + 10
     # One seed: the mean is that seed's value, and there is no spread (null, never 0).
-    training.run("v", spec, ONE_SEED, train, val, val)
+    training.run("v", spec, ONE_SEED, train=train, val=val, test=val)
     metrics, details, _, _ = evaluation.evaluate("v", spec, tmp_path / "models/v", val, val)
     assert metrics["seeds"] == 1 and metrics["val_accuracy_std"] is None
     assert metrics["val_accuracy_mean"] == metrics["val_accuracy"]
@@ -250,8 +252,9 @@ def test_augmented_replicates_repeat_exactly_and_learn(tiny):
     train, val = tiny
     spec = variant(hidden=[{"units": 16, "activation": "relu"}], optimizer={"name": "adam"}, epochs=3,
                    validation=True, augmentation=AUGMENTATION)
-    first = replicates.fit(spec, SHARED, [43, 44], train, val, None)
-    assert first["per_seed"] == replicates.fit(spec, SHARED, [43, 44], train, val, None)["per_seed"]
-    plain = replicates.fit(spec.model_copy(update={"augmentation": None}), SHARED, [43, 44], train, val, None)
+    first = replicates.fit(spec, SHARED, [43, 44], train=train, val=val, test=None)
+    assert first["per_seed"] == replicates.fit(spec, SHARED, [43, 44], train=train, val=val, test=None)["per_seed"]
+    plain = replicates.fit(spec.model_copy(update={"augmentation": None}), SHARED, [43, 44], train=train, val=val,
+                           test=None)
     assert [e["val_loss"] for e in first["per_seed"]] != [e["val_loss"] for e in plain["per_seed"]]
     assert all(entry["val_accuracy"] > 0.3 for entry in first["per_seed"])  # the generated classes are easy

@@ -17,7 +17,8 @@ from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline, unavailable
 from tests.helpers import run, stage_env
 
 # Debian's Chromium, or the Chrome that GitHub's Ubuntu runners come with: either drives the same way.
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)),
                 None)
 DRIVER = shutil.which("chromedriver")
 ARTIFACTS = REPO_ROOT / ".test-artifacts"  # git-ignored: what a run leaves to look at
@@ -119,7 +120,8 @@ def test_the_pages_fetch_nothing_from_elsewhere_and_escape_what_reports_hold(tmp
     run([sys.executable, "-m", "fmnist.tools.site", "--out", str(out)], project, stage_env(PYTHONPATH=str(REPO_ROOT)))
     pages = {page.name: page.read_text() for page in out.glob("*.html")}
     assert "[image not shown: a tracking pixel]" in pages["index.html"] and "example.com" not in pages["index.html"]
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["tuning.html"] and "<script>alert(1)" not in pages["tuning.html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["tuning.html"]
+    assert "<script>alert(1)" not in pages["tuning.html"]
     assert 'id="a&quot;onmouseover=&quot;alert(2)"' in pages["sweeps.html"]
     assert not (out / "figures/secret.png").exists() and (out / "figures").is_dir()
     for name, text in pages.items():

@@ -126,7 +126,8 @@ def test_the_variant_compared_is_the_one_the_grid_sets_or_the_one_named():
 def test_a_share_without_a_git_remote_or_a_dvc_remote_stops_before_queueing_anything(tmp_path):
     repo = copy_project(tmp_path / "repo")
     init_git_dvc_repo(repo)
-    command = [sys.executable, "-m", "fmnist.tools.sweep", "run", "--grid", "variants.dropout30.epochs=3,4", "--share", "1/2"]
+    command = [sys.executable, "-m", "fmnist.tools.sweep", "run", "--grid", "variants.dropout30.epochs=3,4", "--share",
+               "1/2"]
     no_git_remote = run(command, repo, check=False)
     assert no_git_remote.returncode == 1
     assert "error: finding git remote 'origin' (git remote -v lists them) failed" in no_git_remote.stderr

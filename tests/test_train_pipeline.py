@@ -1,4 +1,5 @@
-"""End to end on both backends: `dvc repro` of download -> train (and evaluate) -> plot/report with tiny variants on generated data."""
+"""End to end on both backends: `dvc repro` of download -> train (and evaluate) -> plot/report with tiny variants on
+generated data."""
 import json
 import os
 import re
@@ -99,7 +100,8 @@ def test_another_float_rounding_path_moves_seeds_but_reproduces_the_means(pipeli
     differently (on a CPU without AVX-512 oneDNN alone changes nothing; the thread count splits reductions
     otherwise). Single seeds' results move; the gate's reproduction check, which compares means within the seed
     spread, passes."""
-    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")  # results with oneDNN (the default), committed
+    # results with oneDNN (the default), committed
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
     retrained = tuple(TINY_VARIANTS)  # a reproduction runs every stage whose metrics it compares
     before = result_files(repo, retrained)
     stages = ["baseline", *(f"train@{name}" for name in retrained)]
@@ -127,7 +129,8 @@ def test_unknown_variant_and_bad_variant_params_stop_before_training(pipeline, t
     assert result.returncode == 1 and "usage: python -m stages.train <variant>" in result.stderr
     result = run(["python", "-m", "stages.train", "nosuch"], repo, env, check=False)
     assert result.returncode == 1
-    assert "error: variant 'nosuch' is not declared in params.yaml (declared: tiny_softmax, tiny_relu, tiny_stopping)" in result.stderr
+    assert ("error: variant 'nosuch' is not declared in params.yaml (declared: tiny_softmax, tiny_relu, "
+            "tiny_stopping)") in result.stderr
     edit_params(repo, lambda d: d["variants"]["tiny_stopping"]["callbacks"]["early_stopping"].update(patience=-1))
     result = run(["python", "-m", "stages.train", "tiny_relu"], repo, env, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr

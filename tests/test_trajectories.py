@@ -95,7 +95,8 @@ def test_a_family_trains_once_and_each_member_is_what_training_it_alone_gives(tm
         monkeypatch.chdir(root)
         for name, spec in members.items():
             keras.backend.clear_session()  # as in the stage's own process: the first model it builds
-            training.run(name, spec, shared, train, val, test, members=members if mode == "shared" else None)
+            training.run(name, spec, shared, train=train, val=val, test=test,
+                         members=members if mode == "shared" else None)
             metrics, details, _, _ = evaluation.evaluate(name, spec, root / "models" / name, val, test)
             (root / f"{name}.json").write_text(json.dumps([metrics, details], sort_keys=True))
         files[mode] = written(root)
@@ -117,12 +118,13 @@ def test_a_kept_trajectory_serves_later_members_and_is_trained_again_when_too_sh
     trained = []
     real = replicates.train_stack
     monkeypatch.setattr(replicates, "train_stack", lambda *a, **k: trained.append(len(a[0])) or real(*a, **k))
-    alone_short = replicates.fit(short, SHARED, [43, 44], train, val, val)
+    alone_short = replicates.fit(short, SHARED, [43, 44], train=train, val=val, test=val)
     trained.clear()
-    first = replicates.fit_shared("short", {"short": short}, SHARED, [43, 44], train, val, val)
-    again = replicates.fit_shared("short", {"short": short}, SHARED, [43, 44], train, val, val)
+    first = replicates.fit_shared("short", {"short": short}, SHARED, [43, 44], train=train, val=val, test=val)
+    again = replicates.fit_shared("short", {"short": short}, SHARED, [43, 44], train=train, val=val, test=val)
     assert trained == [1] and first == again and first["per_seed"] == alone_short["per_seed"]
-    longer = replicates.fit_shared("long", {"short": short, "long": long}, SHARED, [43, 44], train, val, val)
+    longer = replicates.fit_shared("long", {"short": short, "long": long}, SHARED, [43, 44], train=train, val=val,
+                                   test=val)
     assert trained == [1, 2] and [entry["epochs_run"] for entry in longer["per_seed"]] == [2, 2]
     assert len(list(Path(".dvc/tmp/trajectories").iterdir())) == 1  # the longer one replaced the shorter
 

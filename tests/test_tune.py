@@ -48,12 +48,15 @@ def committed_tune() -> dict:
     (("space", "epochs", {"low": 10, "high": 10}), "'tune.space.epochs' = {'low': 10, 'high': 10} is not allowed: "
                                                     "empty range: low = high = 10"),
     (("space", "learning_rate", {"low": 0.0, "high": 0.1, "log": True}), "is not allowed: a log scale needs low > 0"),
-    (("space", "dropout", {"low": 0.1, "high": 1.0}), "'tune.space.dropout.high' = 1.0 is not allowed: Input should be less than 1"),
-    (("space", "momentum", {"low": 0.1, "high": 0.9}), "unknown key 'tune.space.momentum' (allowed keys: units, dropout, "
+    (("space", "dropout", {"low": 0.1, "high": 1.0}),
+     "'tune.space.dropout.high' = 1.0 is not allowed: Input should be less than 1"),
+    (("space", "momentum", {"low": 0.1, "high": 0.9}),
+     "unknown key 'tune.space.momentum' (allowed keys: units, dropout, "
                                                        "optimizer, learning_rate, batch_size, epochs)"),
     (("space", "optimizer", {"choices": ["adamw"]}), "'tune.space.optimizer.choices.0' = 'adamw' is not allowed"),
     (("space", "batch_size", {"choices": []}), "'tune.space.batch_size.choices' = [] is not allowed"),
-    (("pruner", "name", "hyperband"), "'tune.pruner.name' = 'hyperband' is not allowed: Input should be 'median' or 'none'"),
+    (("pruner", "name", "hyperband"),
+     "'tune.pruner.name' = 'hyperband' is not allowed: Input should be 'median' or 'none'"),
 ])
 def test_bad_tune_sections_name_the_key(change, message):
     section = committed_tune()
@@ -97,7 +100,8 @@ def test_a_base_variant_that_does_not_exist_and_an_unreachable_database_get_one_
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         f"error: tune storage: cannot reach the database at 127.0.0.1:{closed_port} (")
-    result = tune(copy.repo, {**copy.env, "FMNIST_TUNE_STORAGE": "postgresql+psycopg://tuner@no-such-host.invalid/study"},
+    result = tune(copy.repo, {**copy.env,
+                              "FMNIST_TUNE_STORAGE": "postgresql+psycopg://tuner@no-such-host.invalid/study"},
                   check=False)
     assert result.stderr.startswith("error: tune storage: cannot reach the database at no-such-host.invalid:5432 (")
 
@@ -208,7 +212,8 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
                                 "dropout": best["params"]["dropout"]}]
     assert tuned["optimizer"] == {"name": best["params"]["optimizer"], "learning_rate": best["params"]["learning_rate"]}
     assert tuned["epochs"] == best["params"]["epochs"] and tuned["batch_size"] == best["params"]["batch_size"]
-    assert tuned["callbacks"] == {"early_stopping": {"monitor": "val_loss", "patience": 1, "restore_best_weights": True}}
+    assert tuned["callbacks"] == {"early_stopping": {"monitor": "val_loss", "patience": 1,
+                                                     "restore_best_weights": True}}
     ran = run(["dvc", "repro"], repo, env).stdout
     assert "Running stage 'train@tuned'" in ran and "Running stage 'train@tiny_relu'" not in ran
     summary = (repo / paths.SUMMARY_REPORT).read_text()
@@ -230,7 +235,8 @@ def test_promote_adds_the_best_trial_as_variant_tuned_and_the_report_judges_it(p
     assert [phrase for phrase in ("it beats", "it is worse", "it does not beat") if phrase in verdict] == [expected]
     # And it is gated like every variant: promote wrote its minimum, from the trial, by the rule.
     gates = yaml.safe_load(after)["gates"]
-    trial_minimum = math.floor((best["value"] - max(0.01, 3 * (best["val_accuracy_std"] or 0) / math.sqrt(2))) * 1000) / 1000
+    allowed = max(0.01, 3 * (best["val_accuracy_std"] or 0) / math.sqrt(2))
+    trial_minimum = math.floor((best["value"] - allowed) * 1000) / 1000
     assert gates["minimum"]["tuned.val_accuracy_mean"] == trial_minimum
 
 
@@ -400,7 +406,8 @@ def postgres_url():
     subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "tuner", "-A", "trust", "--no-sync"],
                    check=True, capture_output=True)
     server = subprocess.Popen([*as_user, str(binaries / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                               "-p", str(port), "-k", str(folder), "-F"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               "-p", str(port), "-k", str(folder), "-F"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
     url = f"postgresql+psycopg://tuner@127.0.0.1:{port}/postgres"
     try:
         import psycopg
@@ -427,8 +434,8 @@ def test_two_workers_on_postgresql_share_one_study_and_survive_a_killed_worker(p
 
     total = 10  # enough that the survivor starts trials after the killed one's heartbeat goes stale
     clones = [with_tiny_space(pipeline, tmp_path / f"machine{i}", trials=total) for i in (0, 1)]
-    workers = [subprocess.Popen([sys.executable, "-m", "fmnist.tools.tune", "--storage", postgres_url, "--heartbeat", "1",
-                                 "--worker", str(i)], cwd=clone.repo, env=clone.env,
+    workers = [subprocess.Popen([sys.executable, "-m", "fmnist.tools.tune", "--storage", postgres_url,
+                                 "--heartbeat", "1", "--worker", str(i)], cwd=clone.repo, env=clone.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for i, clone in enumerate(clones)]
     doomed, survivor = workers
@@ -475,7 +482,8 @@ def _study(optuna, url: str):
 
 
 def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
-    """interrupts.interrupts_deferred (around each trial's `dvc exp save`): the block finishes, then KeyboardInterrupt."""
+    """interrupts.interrupts_deferred (around each trial's `dvc exp save`): the block finishes, then
+    KeyboardInterrupt."""
     from fmnist.plumbing.interrupts import interrupts_deferred
 
     handler = signal.getsignal(signal.SIGINT)

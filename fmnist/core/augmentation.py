@@ -40,7 +40,7 @@ def draw(generator: keras.random.SeedGenerator, images: int):
     return keras.random.uniform((images, DRAWS), seed=generator)
 
 
-def transform(flat, uniforms, rotation: float, translation: float, zoom: float, contrast: float, brightness: float):
+def transform(flat, uniforms, *, rotation: float, translation: float, zoom: float, contrast: float, brightness: float):
     """(N, 784) images in 0-1, each changed by its row of (N, DRAWS) uniforms (the module's formulas)."""
     spread = 2.0 * uniforms - 1.0  # each in [-1, 1)
     angle = rotation * 2.0 * math.pi * spread[:, 0:1]

@@ -27,7 +27,7 @@ def timed_fit(classifier: SGDClassifier, x: np.ndarray, y: np.ndarray) -> tuple[
     return classifier.fit(x, y), time.perf_counter() - started
 
 
-def run(p: BaselineParams, cv_x, cv_y, train, val, test) -> tuple[dict, dict, dict, list[str]]:
+def run(p: BaselineParams, cv_x, cv_y, *, train, val, test) -> tuple[dict, dict, dict, list[str]]:
     """Cross-validate on (cv_x, cv_y) as the chapter does, then fit on train and score val and test.
 
     Returns (metrics, details, timing, notes): metrics (the headline numbers) and details (per fold)

@@ -186,7 +186,8 @@ def sights(pairs: Sequence[tuple[Spread, Spread]], tolerances: Tolerances, only_
         level = tolerances.false_alarm / family
         first = max(tolerances.floor, float(critical(df, level, tolerances, only_lower)) * error)
         false_alarm = 0.0 if error == 0 else (1 if only_lower else 2) * float(stats.t.sf(first / error, df))
-        seen.append(Sight(verdict, detectable(a, b, tolerances, family, only_lower, power), false_alarm))
+        seen.append(Sight(verdict, detectable(a, b, tolerances, family=family, only_lower=only_lower, power=power),
+                          false_alarm))
     return seen
 
 
@@ -205,7 +206,7 @@ def _variance_ratios(side: int, n: int) -> np.ndarray:
     return np.random.default_rng((20261203, side, n)).chisquare(n - 1, _DRAWS) / (n - 1)
 
 
-def detectable(a: Spread, b: Spread, tolerances: Tolerances, family: int, only_lower: bool,
+def detectable(a: Spread, b: Spread, tolerances: Tolerances, *, family: int, only_lower: bool,
                power: float = POWER) -> float:
     """The smallest true drop that a comparison like this one, rerun, catches with chance `power` when it is held
     to Holm's first level (false_alarm / family): the drop D where E[Phi((D - allowed) / SE)] = power, SE the
@@ -233,14 +234,14 @@ def detectable(a: Spread, b: Spread, tolerances: Tolerances, family: int, only_l
     return optimize.brentq(caught, 0.0, float(allowed.max()) + 10 * error, xtol=1e-9)
 
 
-def replicates_to_detect(std: float, detect: float, tolerances: Tolerances, family: int, most: int,
+def replicates_to_detect(std: float, detect: float, tolerances: Tolerances, *, family: int, most: int,
                          power: float = POWER) -> int | None:
     """The fewest seeds (2 or more) that let a mean with this std, compared with another of as many seeds and the
     same std, one check of `family` drop checks, catch a true drop of `detect` with chance `power`; None if even
     `most` seeds cannot."""
     for n in range(2, most + 1):
         side = Spread(0.0, std, n)
-        if detectable(side, side, tolerances, family, True, power) <= detect + TIE:
+        if detectable(side, side, tolerances, family=family, only_lower=True, power=power) <= detect + TIE:
             return n
     return None
 

@@ -18,18 +18,17 @@ from fmnist.plumbing.paths import CHECKPOINT_FILE, MODEL_FILE, REPLICATES_FILE, 
 from fmnist.schema.training import Variant
 
 
+def _retrain(name: str) -> str:
+    return f"run `dvc repro train@{name}` to train the variant again"
+
+
 def _missing_or_corrupt(path: Path, name: str, error: Exception | None = None) -> StageError:
     problem = "not found" if error is None else f"unreadable ({type(error).__name__}: {error})"
-    return StageError(f"{path}: {problem}; run `dvc repro train@{name}` to train the variant again")
+    return StageError(f"{path}: {problem}; {_retrain(name)}")
 
 
 def load_whole_model(path: Path, name: str) -> keras.Model:
-    if not path.is_file():
-        raise _missing_or_corrupt(path, name)
-    try:
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a damaged file
-        raise _missing_or_corrupt(path, name, error) from None
+    return models.load(path, _retrain(name))
 
 
 def load_weights_into_rebuilt(path: Path, name: str, spec: Variant) -> keras.Model:
@@ -149,12 +148,13 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_line(name: str, metrics: dict, details: dict, summary: dict, replicated: dict | None,
+def summary_line(name: str, *, metrics: dict, details: dict, summary: dict, replicated: dict | None,
                  seconds: float) -> str:
     """What train@<name> did, in one line: the chapter seed's fit and scores, the seed spread, the files."""
     restored = "restores agree" if details["restore"]["agree"] else "RESTORES DISAGREE"
-    line = (f"train@{name}: seed {summary['seed']}, {summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s, "
-            f"validation {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f} "
+    line = (f"train@{name}: seed {summary['seed']}, {summary['epochs_run']} epochs in "
+            f"{summary['train_seconds']:.1f} s, validation {metrics['val_accuracy']:.4f}, "
+            f"test {metrics['test_accuracy']:.4f} "
             f"({details['evaluated_file']}, {restored})")
     if replicated:
         line += (f"; {metrics['seeds']} seeds: validation {metrics['val_accuracy_mean']:.4f} "

@@ -55,7 +55,7 @@ def _integer_epochs(ax: plt.Axes, history: pd.DataFrame) -> None:
     ax.grid(alpha=0.3)
 
 
-def training_curves(name: str, description: str, history: pd.DataFrame, best_epoch: int | None,
+def training_curves(name: str, description: str, history: pd.DataFrame, *, best_epoch: int | None,
                     stopped_epoch: int | None, monitor: str) -> Figure:
     """Loss and accuracy per epoch, training vs validation, with the best and the stopped epoch marked."""
     figure, (loss_ax, accuracy_ax) = _figure("curves", ncols=2)
@@ -104,7 +104,8 @@ def accuracy_comparison(table: pd.DataFrame, seed: int, folds: int) -> Figure:
         ax.barh(positions + offset, rows[f"{split}_accuracy_mean"], height, xerr=std, error_kw=error_style,
                 color=color, label=f"{'validation' if split == 'val' else 'test'} accuracy, mean ± σ over seeds")
         ax.scatter(rows[f"{split}_accuracy"], positions + offset, marker="o", facecolors="white", edgecolors="black",
-                   s=16, linewidths=0.8, zorder=3, label=f"seed {seed} (the chapter's seed)" if split == "val" else None)
+                   s=16, linewidths=0.8, zorder=3,
+                   label=f"seed {seed} (the chapter's seed)" if split == "val" else None)
     marked = rows[rows["chapter"].notna()]
     values = pd.concat([rows["val_accuracy_min"], rows["test_accuracy_min"], rows["val_accuracy_max"],
                         rows["test_accuracy_max"], marked["chapter"]])

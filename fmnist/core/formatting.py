@@ -34,4 +34,5 @@ def minus(text: str) -> str:
 
 def describe_params(params: dict) -> str:
     """'batch_size 64, dropout 0.0958, learning_rate 0.000302': a trial's params, three significant digits."""
-    return ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in params.items())
+    return ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                     for key, value in params.items())

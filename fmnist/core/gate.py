@@ -140,7 +140,8 @@ def check_coverage(gated: list[str], minimum: dict[str, float], current: dict[st
         metric = f"{name}.{GATED_KEY.get(name, 'val_accuracy_mean')}"
         spread = spread_of(metric, current)
         hint = (f"add `{metric}: {derived_minimum(spread, k, margin)}` (max({margin}, {k:g} std/sqrt(n)) below "
-                f"its mean {spread.mean:.4f})" if spread else f"add a `{metric}:` minimum once {paths.metrics_file(name)} exists")
+                f"its mean {spread.mean:.4f})" if spread
+                else f"add a `{metric}:` minimum once {paths.metrics_file(name)} exists")
         checks.append(Check(metric, spread.mean if spread else None, "minimum", "no minimum", False,
                             f"no minimum in params.yaml gates.minimum, so nothing gates it: {hint}", spread))
     return checks
@@ -192,9 +193,9 @@ def check_drops(metrics: list[str], current: dict[str, object], reference: dict[
         passed = not verdict.a_lower
         rule = f"{then.mean:.4f} ({change:+.4f}, allowed -{allowed:.4f}{' fixed' if fixed else ''}" \
                f"{_detects(seen)}) {seen.word}"
+        how = fixed or "gates.floor or max(gates.k, Holm t) x SE of the difference"
         checks.append(Check(metric, now.mean, "drop", rule, passed, "" if passed else
-                            f"dropped {-change:.4f} from {then.mean:.4f} at {ref} (allowed {allowed:.4f}"
-                            f"{', ' + fixed if fixed else ', gates.floor or max(gates.k, Holm t) x SE of the difference'})",
+                            f"dropped {-change:.4f} from {then.mean:.4f} at {ref} (allowed {allowed:.4f}, {how})",
                             now, seen))
     return checks, warnings
 
@@ -233,7 +234,8 @@ def sight_lines(checks: list[Check], detect: float, false_alarm: float) -> list[
                                         else f" to {max(chances):.2%}")
         lines.append(f"false alarm: at most {false_alarm:.0%} across the {len(compared)} checks together "
                      f"(gates.false_alarm, held by Holm's method); with no change anywhere at most "
-                     f"{min(false_alarm, sum(chances)):.1%} (each {each}: {'2 ' if reproduce else ''}P(T > allowed / SE) "
+                     f"{min(false_alarm, sum(chances)):.1%} (each {each}: "
+                     f"{'2 ' if reproduce else ''}P(T > allowed / SE) "
                      "at Holm's first level, Welch's degrees of freedom)")
     return lines
 
@@ -258,7 +260,7 @@ def power(metrics: list[str], current: dict[str, object], tolerances: Tolerances
     family = len(metrics)
 
     def detects(side: Spread) -> float:
-        return comparison.detectable(side, side, tolerances, family, only_lower=True)
+        return comparison.detectable(side, side, tolerances, family=family, only_lower=True)
 
     needs = []
     for metric in metrics:
@@ -269,7 +271,7 @@ def power(metrics: list[str], current: dict[str, object], tolerances: Tolerances
             needs.append(Need(metric, now, detects(now), None, float("nan"), True))
             continue
         needs.append(Need(metric, now, detects(now),
-                          comparison.replicates_to_detect(now.std, detect, tolerances, family, most),
+                          comparison.replicates_to_detect(now.std, detect, tolerances, family=family, most=most),
                           detects(Spread(now.mean, now.std, most))))
     return needs
 
@@ -384,8 +386,9 @@ def check_reproduced(current: dict[str, object], reference: dict[str, object], r
     single = sorted(m for m in set(current) | set(reference) if m.partition(".")[2] in SINGLE_SEED_KEYS
                     and m not in gated)
     moved = [m for m in single if current.get(m) != reference.get(m)]
-    notes.append(f"single-seed accuracies (the chapter seed's run, the baseline's single fit): {len(single) - len(moved)} "
-                 f"of {len(single)} identical to {ref}" + ("; the rest moved (one seed's noise, not gated):" if moved else ""))
+    notes.append(f"single-seed accuracies (the chapter seed's run, the baseline's single fit): "
+                 f"{len(single) - len(moved)} of {len(single)} identical to {ref}"
+                 + ("; the rest moved (one seed's noise, not gated):" if moved else ""))
     for metric in moved:
         old, value = reference.get(metric), current.get(metric)
         notes.append(f"  {metric}: {_short(old)} at {ref} -> {_short(value)} now")
@@ -403,7 +406,8 @@ def read_run_log(path: Path) -> list[str]:
     try:
         return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError:
-        raise StageError(f"{path}: not found: no stage of this run completed (was $FMNIST_RUN_LOG set for it?)") from None
+        raise StageError(f"{path}: not found: no stage of this run completed "
+                         "(was $FMNIST_RUN_LOG set for it?)") from None
 
 
 def check_ran(checks: list[Check], ran: list[str], log: Path) -> list[Check]:

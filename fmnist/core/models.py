@@ -134,3 +134,16 @@ def distributed(shared: TrainParams, batch_size: int, sizes: dict[str, int]) -> 
         yield len(devices)
     finally:
         keras.distribution.set_distribution(None)
+
+
+def load(path: Path, remedy: str = "") -> keras.Model:
+    """A saved whole model (.keras) back, in Keras's safe mode; this module's import has registered the project's
+    own layer (an augmented variant's file holds it). A StageError naming the file and what is wrong (then `remedy`,
+    what to do about it) when it is missing or not a Keras model: the one loader of the stages and predict."""
+    said = f"; {remedy}" if remedy else ""
+    if not path.is_file():
+        raise StageError(f"{path}: not found{said}")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
+        raise StageError(f"{path}: not a Keras model file ({type(error).__name__}: {error}){said}") from None

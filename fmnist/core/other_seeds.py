@@ -1,11 +1,34 @@
 """The train stage's child process, `python -m fmnist.core.other_seeds <variant> [--alone]`: it trains the
 variant's other seeds (fmnist.core.replicates) while the stage trains seed 42, and prints their result as JSON.
 
-The backend comes from the stage (KERAS_BACKEND, inherited) and is chosen here, before anything imports keras, as a
-stage's main() chooses it; stages/train.py imports this module only for its name.
+The backend comes from the stage (KERAS_BACKEND, inherited) and is chosen here, before anything imports keras, as
+the stage's beside() chooses it; neither imports keras at this module's import.
 """
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
 from fmnist.core import backend
-from fmnist.plumbing import runner
+from fmnist.plumbing import processes, quiet, runner
+from fmnist.schema.training import TrainParams, Variant, replicates_of
+
+
+@contextlib.contextmanager
+def beside(name: str, members: dict[str, Variant], shared: TrainParams) -> Iterator[processes.Child | None]:
+    """The train stage's processes, for training `name` (of the family `members`): TensorFlow's start-up chatter
+    filtered, the backend chosen, and the variant's other seeds training in this module's child process meanwhile
+    (on a second core; None when the variant has one seed), stopped on any way out of the block."""
+    quiet.filter_stderr()  # TensorFlow's start-up notices and other chatter that reports no problem
+    backend.use(shared.backend)
+    job = (processes.Child(f"training the other seeds of {name}", __name__, name,
+                           *([] if len(members) > 1 else ["--alone"]))
+           if replicates_of(members[name], shared) > 1 else None)
+    try:
+        yield job
+    finally:
+        if job:
+            job.stop()  # on any failure the child must not outlive the stage
 
 
 def main() -> None:

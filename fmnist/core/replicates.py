@@ -320,7 +320,7 @@ def until(history: dict[str, list[float]], epochs: int) -> dict[str, list[float]
     return {key: values[:epochs] for key, values in history.items()}
 
 
-def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[int], train: Split, val: Split,
+def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[int], train: Split, val: Split, *,
                 on_epoch: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> tuple[StackRun, Stack]:
     """Train one replicate per seed of the members' shared trajectory (one member: the variant itself) until every
     member's result is settled for every replicate (trajectories.done); a replicate settled for all of them leaves
@@ -397,7 +397,7 @@ def score(spec: Variant, run: StackRun, full: Stack, val: Split, test: Split | N
     return {"per_seed": per_seed, "train_seconds": run.train_seconds}
 
 
-def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val: Split, test: Split | None,
+def fit(spec: Variant, shared: TrainParams, seeds: list[int], *, train: Split, val: Split, test: Split | None,
         on_epoch: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> dict:
     """Train one replicate per seed together; return each one's scores and epochs (see module docstring).
     Deterministic: same seeds, data, machine and backend give the same results. A replicate whose EarlyStopping
@@ -406,11 +406,11 @@ def fit(spec: Variant, shared: TrainParams, seeds: list[int], train: Split, val:
     raise to stop training (a pruned tuning trial); with it every replicate trains until the last one stops,
     so that each epoch reports all of them, as the committed tuning study's trials did. Without a test split
     (tuning: never test) the test scores are None."""
-    run, full = train_stack({"": spec}, shared, seeds, train, val, on_epoch)
+    run, full = train_stack({"": spec}, shared, seeds, train, val, on_epoch=on_epoch)
     return score(spec, run, full, val, test)
 
 
-def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, seeds: list[int], train: Split,
+def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, seeds: list[int], *, train: Split,
                val: Split, test: Split) -> dict:
     """fit() for `name`, a member of a family that shares one trajectory: trained once for the family (or found
     kept from an earlier stage, fmnist.core.trajectories), then scored for `name`. The same result as fit()."""
@@ -435,9 +435,9 @@ def main() -> None:
     shared, variants = params.load(TrainParams), params.load(VariantsParams).root
     name, alone = sys.argv[1], "--alone" in sys.argv[2:]
     members = {name: variants[name]} if alone else family(name, variants, shared)
-    splits = [dataset.load_prepared(split) for split in dataset.SPLITS]
+    splits = {split: dataset.load_prepared(split) for split in dataset.SPLITS}
     others = seeds_of(variants[name], shared)[1:]
-    result = (fit_shared(name, members, shared, others, *splits) if len(members) > 1
-              else fit(variants[name], shared, others, *splits))
+    result = (fit_shared(name, members, shared, others, **splits) if len(members) > 1
+              else fit(variants[name], shared, others, **splits))
     print(json.dumps(result))
 

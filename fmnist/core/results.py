@@ -196,7 +196,8 @@ def comparison_table(results: dict[str, Result], variants: dict[str, Variant], c
         seeds = {metric: seed_statistics(result, metric) for metric in ("val_accuracy", "test_accuracy")}
         compared = seed_statistics(result, reference.metric) if reference else {}
         if name == BASELINE:
-            what = f"logistic regression: SGDClassifier({baseline.loss}, max_iter={baseline.max_iter}), {baseline.cv}-fold CV"
+            what = (f"logistic regression: SGDClassifier({baseline.loss}, max_iter={baseline.max_iter}), "
+                    f"{baseline.cv}-fold CV")
             epochs = best = stopped = None
             seconds, replicates_seconds = result.timing["train_fit_seconds"], 0.0
         else:

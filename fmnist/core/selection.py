@@ -104,7 +104,8 @@ def _accuracy_rows(metrics: dict, details: dict, seed: int) -> str:
     return frame.to_markdown(index=False, disable_numparse=True, colalign=("left", "right", "right"))
 
 
-def _runners_up(chosen: str, rule: SelectParams, candidates: dict[str, Result], tolerances: comparison.Tolerances) -> str:
+def _runners_up(chosen: str, rule: SelectParams, candidates: dict[str, Result],
+                tolerances: comparison.Tolerances) -> str:
     """The next candidates, and whether the seed spread tells the choice apart from them (comparison.told_apart, the
     gate's rule with params.yaml gates.k, gates.floor and gates.false_alarm; the choice against every other
     candidate is one family)."""
@@ -239,7 +240,8 @@ def model_card(choice: Choice, selected: dict, *, confusion: np.ndarray, toleran
         "random_state": split["random_state"],
         "train_size": f"{train_size:,}",
         "val_size": f"{val_size:,}",
-        "checksums": "\n".join(f"  - `{file}` sha256 `{digest}`" for file, digest in selected["data"]["sha256"].items()),
+        "checksums": "\n".join(f"  - `{file}` sha256 `{digest}`"
+                               for file, digest in selected["data"]["sha256"].items()),
         "layers": spec.describe_layers()
         + (f"; in training only, before Flatten: {spec.augmentation.describe()}" if spec.augmentation else ""),
         "training_line": f"{spec.optimizer.describe()}, sparse categorical cross-entropy, {metrics['epochs_run']} "

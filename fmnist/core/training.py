@@ -49,7 +49,8 @@ class LiveHistory(keras.callbacks.Callback):
         self.live.end()
 
 
-def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, model_dir: Path, history_dir: Path):
+def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, *, model_dir: Path,
+        history_dir: Path):
     """Train the variant; save its files into model_dir and its per-epoch history into history_dir."""
     models.seed_everything(shared.seed)
     batch_size = spec.batch_size or shared.batch_size
@@ -136,7 +137,7 @@ def fit_trajectory(members: dict[str, Variant], shared: TrainParams, train: Spli
     return {"logs": recorder.logs, "seconds": recorder.seconds, "validated": spec.validation}, recorder.arrays
 
 
-def derive(name: str, spec: Variant, shared: TrainParams, record: dict, arrays: dict, model_dir: Path,
+def derive(name: str, spec: Variant, shared: TrainParams, record: dict, arrays: dict, *, model_dir: Path,
            history_dir: Path) -> dict:
     """A family member's files from its shared trajectory, as fit() with the member's callbacks writes them: the
     whole model with the weights its callbacks keep (and the optimizer's state of its last epoch), the weights
@@ -180,7 +181,7 @@ def derive(name: str, spec: Variant, shared: TrainParams, record: dict, arrays: 
     return summary
 
 
-def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, train: Split, val: Split,
+def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, train: Split, val: Split, *,
                model_dir: Path, history_dir: Path) -> dict:
     """fit() for `name`, a member of a family that shares one trajectory: trained once for the family (or found
     kept from an earlier stage, fmnist.core.trajectories), then made into `name`'s files. The same files as fit()."""
@@ -190,10 +191,10 @@ def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, trai
                                              len(memo[0]["logs"])):
         memo = fit_trajectory(members, shared, train, val)
         trajectories.keep(key, *memo)
-    return derive(name, members[name], shared, *memo, model_dir, history_dir)
+    return derive(name, members[name], shared, *memo, model_dir=model_dir, history_dir=history_dir)
 
 
-def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split, test: Split,
+def run(name: str, spec: Variant, shared: TrainParams, *, train: Split, val: Split, test: Split,
         outputs: Transaction | None = None, job: Child | None = None,
         members: dict[str, Variant] | None = None) -> tuple[dict, dict | None]:
     """Train the chapter's seed and the other seeds' replicates (scores only; none when train.replicates is
@@ -207,16 +208,16 @@ def run(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split,
     with contextlib.nullcontext(outputs) if outputs else Transaction(paths.stage_for(name)) as outputs:
         model_dir, history_dir = outputs.folder(MODELS_DIR / name), outputs.folder(HISTORY_DIR / name)
         if len(members) > 1:
-            summary = fit_shared(name, members, shared, train, val, model_dir, history_dir)
+            summary = fit_shared(name, members, shared, train, val, model_dir=model_dir, history_dir=history_dir)
         else:
-            summary = fit(name, spec, shared, train, val, model_dir, history_dir)
+            summary = fit(name, spec, shared, train, val, model_dir=model_dir, history_dir=history_dir)
         result = None
         if others:
             if job:
                 result = job.result()
             elif len(members) > 1:
-                result = replicates.fit_shared(name, members, shared, others, train, val, test)
+                result = replicates.fit_shared(name, members, shared, others, train=train, val=val, test=test)
             else:
-                result = replicates.fit(spec, shared, others, train, val, test)
+                result = replicates.fit(spec, shared, others, train=train, val=val, test=test)
             atomic.write_json(model_dir / REPLICATES_FILE, result)
     return summary, result

@@ -2,10 +2,11 @@
 
 Two variants share a trajectory when everything that decides their weights, epoch by epoch, is the same: the
 layers, the optimizer, the batch size, the augmentation and the number of seeds (train's seed, backend and
-distribution are shared by every variant). They may differ in the number of epochs, in whether validation is scored (that changes no weight),
-and in callbacks whose effect is a choice among the epochs trained: ModelCheckpoint best-only and EarlyStopping
-with or without restore_best_weights. In params.yaml, for example, relu100 is the first 5 epochs of relu100_val20,
-and dropout30_saved, checkpoint and early_stopping are dropout30 up to the epoch each one keeps.
+distribution are shared by every variant). They may differ in the number of epochs, in whether validation is scored
+(that changes no weight), and in callbacks whose effect is a choice among the epochs trained: ModelCheckpoint
+best-only and EarlyStopping with or without restore_best_weights. In params.yaml, for example, relu100 is the first
+5 epochs of relu100_val20, and dropout30_saved, checkpoint and early_stopping are dropout30 up to the epoch each one
+keeps.
 
 Such a family is worked out from params.yaml alone (fmnist.schema.training.family; `python -m fmnist.schema` lists
 them). Its longest trajectory is trained once, by whichever member's train@ stage runs first, with every epoch's

@@ -65,7 +65,8 @@ def _describe(model: type[BaseModel], section: str, error: dict[str, Any]) -> st
     loc = error["loc"]
     key = ".".join(str(part) for part in (section, *loc) if part != "[key]")
     if loc and loc[-1] == "[key]":  # a mapping key (a variant name) failed its pattern
-        return f"name '{key}' is not allowed: use lowercase letters, digits and '_', starting with a letter (at most 64)"
+        return (f"name '{key}' is not allowed: use lowercase letters, digits and '_', starting with a letter "
+                "(at most 64)")
     if error["type"] == "extra_forbidden":
         allowed = ", ".join(_allowed_keys(model, loc[:-1]))
         return f"unknown key '{key}' (allowed keys: {allowed})"

@@ -24,7 +24,8 @@ class GatesParams(Section):
     # each other), shared among them by Holm's method.
     false_alarm: float = Field(0.05, gt=0, lt=1)
     fixed_tolerance: float = Field(0.005, gt=0, le=1)  # used, with a warning, where no spread is known (1 seed)
-    # A minimum sits max(minimum_margin, k * std / sqrt(n)) below the mean it was set from (fmnist.core.gate.derived_minimum).
+    # A minimum sits max(minimum_margin, k * std / sqrt(n)) below the mean it was set from
+    # (fmnist.core.gate.derived_minimum).
     minimum_margin: float = Field(0.01, ge=0, le=1)
     # The drop each check should see (80% of the time); `python -m stages.gate --power` works out the seeds that
     # let it, at most max_replicates.

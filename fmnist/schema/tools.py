@@ -17,7 +17,8 @@ class _Range(Section):
         if self.log and self.low <= 0:
             raise ValueError(f"a log scale needs low > 0, not {self.low}")
         if self.low == self.high:
-            raise ValueError(f"empty range: low = high = {self.low}; give a wider range (or fix the value in the base variant)")
+            raise ValueError(f"empty range: low = high = {self.low}; give a wider range "
+                             "(or fix the value in the base variant)")
         if self.low > self.high:
             raise ValueError(f"inverted range: low {self.low} is above high {self.high}")
         return self

@@ -25,15 +25,18 @@ import yaml
 # here and only here; tests/test_deps.py holds dvc.yaml to the import closure minus these.
 RESULT_NEUTRAL = {
     "fmnist/plumbing/errors.py": "the error type for bad input; a stage that raises it writes nothing",
-    "fmnist/plumbing/runner.py": "runs a stage's main(): exit codes, the one-line error, the record of which stages ran",
-    "fmnist/plumbing/interrupts.py": "holds Ctrl-C back while outputs are swapped in; changes when a stage stops, not what it writes",
+    "fmnist/plumbing/runner.py":
+        "runs a stage's main(): exit codes, the one-line error, the record of which stages ran",
+    "fmnist/plumbing/interrupts.py":
+        "holds Ctrl-C back while outputs are swapped in; changes when a stage stops, not what it writes",
     "fmnist/plumbing/processes.py": "starts a command or a helper module and passes its output back unchanged",
     "fmnist/plumbing/atomic.py": "writes bytes it is given under a temporary name and renames them into place",
     "fmnist/plumbing/transaction.py": "swaps a stage's finished outputs into place together; never alters their bytes",
     "fmnist/plumbing/paths.py": "output locations, which dvc.yaml declares itself as outs",
     "fmnist/plumbing/quiet.py": "filters library chatter from standard error",
-    "fmnist/plumbing/params.py": "reads params.yaml and reports what the schema rejects; strict validation passes a "
-                                 "value unchanged or refuses it (the schemas with their defaults are in fmnist/schema/)",
+    "fmnist/plumbing/params.py": "reads params.yaml and reports what the schema rejects; strict validation passes "
+                                 "a value unchanged or refuses it (the schemas with their defaults are in "
+                                 "fmnist/schema/)",
 }
 # A package's __init__.py runs on the way to its modules; one that holds nothing but a docstring is neutral by
 # construction (checked, not listed): give it code and the stages that import through it must declare it.

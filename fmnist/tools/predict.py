@@ -82,14 +82,9 @@ def load_model(path: Path):
     """The Keras model at path, checked to take 28x28 images and give 10 class probabilities."""
     quiet.filter_stderr()  # TensorFlow's start-up notices
     backend.use(backend.requested())
-    import keras
+    from fmnist.core import models  # keras: only once the backend is chosen
 
-    from fmnist.core import augmentation  # noqa: F401  (registers its layer: an augmented variant's file holds it)
-
-    try:
-        model = keras.models.load_model(path, safe_mode=True)
-    except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
-        raise StageError(f"{path}: not a Keras model file ({type(error).__name__}: {error})") from None
+    model = models.load(path)
     if tuple(model.input_shape[1:]) != IMAGE_SHAPE or tuple(model.output_shape[1:]) != (NUM_CLASSES,):
         raise StageError(f"{path}: takes {model.input_shape} and gives {model.output_shape}; a Fashion-MNIST "
                          f"model takes (None, 28, 28) and gives (None, {NUM_CLASSES})")
@@ -176,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.export_samples is not None:
         written = export_samples(args.export_samples)
         print(f"{args.export_samples}: wrote {len(written)} test images as PNG, one of each class "
-              f"(try: python -m fmnist.tools.predict {args.export_samples})", file=sys.stderr if args.json else sys.stdout)
+              f"(try: python -m fmnist.tools.predict {args.export_samples})",
+              file=sys.stderr if args.json else sys.stdout)
         if not args.paths:
             return
     path, what = model_file(args)

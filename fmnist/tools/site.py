@@ -43,7 +43,8 @@ REMOTE_IMAGE = re.compile(r'<img src="(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)[^"]*" alt=
 MARKDOWN_PAGES = {paths.SUMMARY_REPORT.name: "index.html", paths.MODEL_CARD.name: "model_card.html"}
 CHAPTER_PAGE = Path("docs/chapter7.md")
 NAVIGATION = [("chapter7.html", "Chapter 7 · 7장"), ("index.html", "Summary"), ("curves.html", "Training curves"),
-              ("accuracy.html", "Accuracy"), ("model_card.html", "Model card"), ("tuning.html", "Tuning study"), ("sweeps.html", "Sweeps")]
+              ("accuracy.html", "Accuracy"), ("model_card.html", "Model card"), ("tuning.html", "Tuning study"),
+              ("sweeps.html", "Sweeps")]
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:0 1em 3em;color:#222}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:.6em 0;margin-bottom:1em}
 nav a{margin-right:1.2em;text-decoration:none}nav a.here{font-weight:bold}

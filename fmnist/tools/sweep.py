@@ -158,7 +158,8 @@ def swept_variant(grid: list[tuple[str, list[str]]], chosen: str | None, variant
     if chosen is None:
         if len(named) != 1:
             raise StageError(f"the grid sets {'no variant' if not named else 'variants ' + ', '.join(sorted(named))}:"
-                             " say which variant's metrics to compare with --variant NAME (SWEEP_ARGS=\"--variant NAME\" with make)")
+                             " say which variant's metrics to compare with --variant NAME "
+                             "(SWEEP_ARGS=\"--variant NAME\" with make)")
         chosen = named.pop()
     if chosen not in variants:
         raise StageError(f"variant {chosen!r} is not in params.yaml (variants: {', '.join(variants)})")
@@ -175,7 +176,8 @@ def exp_refs(where: str | None, names: set[str], baseline: str | None = None) ->
                         "listing experiments")
         pairs = [line.split() for line in lines.splitlines()]
     else:
-        lines = command(["git", "ls-remote", where, f"{compat.EXP_REFS}/*"], f"listing the experiments on git remote {where}")
+        lines = command(["git", "ls-remote", where, f"{compat.EXP_REFS}/*"],
+                        f"listing the experiments on git remote {where}")
         pairs = [line.split()[::-1] for line in lines.splitlines()]
     found: dict[str, list[tuple[str, str]]] = {}
     for ref, commit in pairs:
@@ -243,7 +245,8 @@ def pull_points(points: list[Point], git_remote: str) -> dict[str, str]:
                          "commits, none of them this one; check out the commit they ran on, or name this sweep "
                          "otherwise (--name)")
     if remote:
-        command(["dvc", "exp", "pull", "--force", git_remote, *sorted(remote)], f"pulling the experiments from {git_remote}")
+        command(["dvc", "exp", "pull", "--force", git_remote, *sorted(remote)],
+                f"pulling the experiments from {git_remote}")
     print(f"pulled {len(remote)} of {len(points)} point(s) from git remote {git_remote} and the DVC remote", flush=True)
     return {name: found[0][1] for name, found in remote.items()}
 
@@ -296,7 +299,8 @@ def table_markdown(points: list[Point], rows: list[dict], variant: str, shares: 
         row = by_point.get(point.index)
         if row is None:
             owed = f"share {point.share}/{shares}" if shares else "its share"
-            lines.append("| " + " | ".join([str(point.index), str(point.share), *values, f"**missing** ({owed} did not push it)",
+            missing = f"**missing** ({owed} did not push it)"
+            lines.append("| " + " | ".join([str(point.index), str(point.share), *values, missing,
                                             "", "", "", "", point.name]) + " |")
             continue
         m = row["metrics"]

@@ -101,7 +101,8 @@ def check(tune: TuneParams, variants: dict[str, Variant]) -> Variant:
                          f"{', '.join(variants)})")
     base = variants[tune.base]
     if not base.hidden and (tune.space.units or tune.space.dropout):
-        raise StageError(f"params.yaml: tune.space draws units/dropout, but tune.base '{tune.base}' has no hidden layer")
+        raise StageError(f"params.yaml: tune.space draws units/dropout, but tune.base '{tune.base}' "
+                         "has no hidden layer")
     return base
 
 
@@ -301,7 +302,7 @@ class SaveAsExperiment:
             shutil.rmtree(LIVE_DIR, ignore_errors=True)  # in the experiment now; the workspace stays as it was
 
 
-def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant], url: str, trials: int,
+def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant], *, url: str, trials: int,
              heartbeat: int, save_experiments: bool, worker_index: int = 0, new_study: bool = False) -> object:
     """Run trials in this process until the study holds `trials` finished ones; returns the study."""
     base = check(tune, variants)
@@ -348,7 +349,7 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
-        result = replicates.fit(spec, shared, seeds, train, val, None, on_epoch=prune)
+        result = replicates.fit(spec, shared, seeds, train=train, val=val, test=None, on_epoch=prune)
         accuracies = [entry["val_accuracy"] for entry in result["per_seed"]]
         mean = math.fsum(accuracies) / len(accuracies)
         std = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else None
@@ -461,7 +462,8 @@ def promote(variants: dict[str, Variant], tune: TuneParams) -> tuple[Variant, fl
     minimum = derived_minimum(trial_spread, gates.k, gates.minimum_margin)
     document["gates"]["minimum"][metric] = minimum
     document["gates"]["minimum"].yaml_add_eol_comment(
-        f"trial {best['trial']}: {best['value']:.4f} ± {best.get('val_accuracy_std') or 0:.4f} ({tune.seeds} seeds)", metric)
+        f"trial {best['trial']}: {best['value']:.4f} ± {best.get('val_accuracy_std') or 0:.4f} ({tune.seeds} seeds)",
+        metric)
     text = io.StringIO()
     yaml.dump(document, text)
     params.parse(VariantsParams, {**document["variants"]})  # the new entry is valid before the file changes
@@ -531,8 +533,9 @@ def main(argv: list[str] | None = None) -> None:
         dashboard(url, args.port)
         return
     quiet.filter_stderr()  # TensorFlow's start-up notices
-    study = optimize(tune, params.load(TrainParams), variants, url, args.trials or tune.trials, args.heartbeat,
-                     not args.no_experiments, args.worker, args.new_study)
+    study = optimize(tune, params.load(TrainParams), variants, url=url, trials=args.trials or tune.trials,
+                     heartbeat=args.heartbeat, save_experiments=not args.no_experiments, worker_index=args.worker,
+                     new_study=args.new_study)
     record = write_reports(study, tune.base)
     if record is None:
         print(f"{TUNING_DIR}: no trial has completed yet")
