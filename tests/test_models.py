@@ -188,7 +188,8 @@ def test_missing_and_corrupt_model_files_name_the_file_and_the_stage(in_tmp, tin
         evaluation.evaluate("v", spec, trained_dir, val, val)
     training.run("v", spec, ONE_SEED, train=train, val=val, test=val)
     (trained_dir / "model.keras").write_bytes(b"not a zip")
-    with pytest.raises(StageError, match=r"models/v/model.keras: unreadable \(.*\); run `dvc repro train@v`"):
+    with pytest.raises(StageError,
+                       match=r"models/v/model.keras: not a Keras model file \(.*\); run `dvc repro train@v`"):
         evaluation.evaluate("v", spec, trained_dir, val, val)
     (trained_dir / "model.weights.h5").unlink()
     with pytest.raises(StageError, match=r"models/v/model.weights.h5: not found; run `dvc repro train@v`"):
