@@ -25,7 +25,7 @@ from fmnist.core import gate
 from fmnist.plumbing import errors, params, runner
 from fmnist.plumbing.paths import BASELINE
 from fmnist.schema.gates import GatesParams
-from fmnist.schema.training import VariantsParams
+from fmnist.schema.training import TrainParams, VariantsParams, families
 
 
 def main() -> None:
@@ -52,7 +52,9 @@ def main() -> None:
     if args.power:
         needs = gate.power(list(gates.minimum), current, tolerances, gates.detect, gates.max_replicates)
         print(gate.power_table(needs, gates.detect, gates.max_replicates))
-        for line in gate.power_advice(needs, gates.detect, gates.max_replicates):
+        variants = params.load(VariantsParams).root
+        together = families(variants, params.load(TrainParams))
+        for line in gate.power_advice(needs, gates.detect, gates.max_replicates, together):
             print(line)
         return
 

@@ -345,6 +345,33 @@ def test_power_names_the_seeds_each_mean_needs_and_leaves_the_baseline_out(repo)
            f"detects {widest:.4f}" in result.stdout
 
 
+def test_power_gives_a_family_the_seeds_its_neediest_member_needs_and_the_cap_where_none_suffice():
+    """Variants that share a trajectory are trained together, so the advice gives each member the seeds the
+    neediest one needs; a mean no number of seeds up to the cap lets see `detect` is given the cap."""
+    from fmnist.core import gate as gate_module
+
+    def need(metric, std, replicates, detects=0.02, at_most=0.012):
+        return gate_module.Need(metric, spread.Spread(0.88, std, 5), detects, replicates, at_most)
+
+    needs = [need("dropout30.val_accuracy_mean", 0.0024, 5, detects=0.0077),
+             need("checkpoint.val_accuracy_mean", 0.0017, 4), need("checkpoint.test_accuracy_mean", 0.0032, 6),
+             need("early_stopping.val_accuracy_mean", 0.0062, 13), need("relu100_sgd_lr01.val_accuracy_mean", 0.008,
+                                                                         None, detects=0.0261, at_most=0.0185)]
+    lines = gate_module.power_advice(needs, 0.01, 8, [["dropout30", "checkpoint", "early_stopping"]])
+    assert lines[1:5] == [
+        "  variants.dropout30.replicates: 13  # now 5: detects 0.0077; as many as early_stopping, whose trajectory "
+        "it shares",
+        "  variants.checkpoint.replicates: 13  # now 5: detects 0.0200; as many as early_stopping, whose trajectory "
+        "it shares",
+        "  variants.early_stopping.replicates: 13  # now 5: detects 0.0200",
+        "  variants.relu100_sgd_lr01.replicates: 8  # now 5: detects 0.0261; 8 (the cap) detects 0.0185"]
+    assert lines[-1] == ("relu100_sgd_lr01.val_accuracy_mean: not even 8 seeds detect 0.01 (gates.max_replicates); "
+                         "with 8 it detects 0.0185")
+    alone = gate_module.power_advice(needs, 0.01, 8)  # no family: each variant by its own means
+    assert "  variants.checkpoint.replicates: 6  # now 5: detects 0.0200" in alone
+    assert "would detect it with fewer seeds: dropout30 (5)" not in alone  # 5 is what it has: neither more nor fewer
+
+
 def write_predictions(repo, actual, predicted):
     (repo / paths.BEST_PREDICTIONS).write_text(
         "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in zip(actual, predicted)))

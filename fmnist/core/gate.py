@@ -285,10 +285,11 @@ def power_table(needs: list[Need], detect: float, most: int) -> str:
     return _columns(lines)
 
 
-def power_advice(needs: list[Need], detect: float, most: int) -> list[str]:
+def power_advice(needs: list[Need], detect: float, most: int, families: list[list[str]] = ()) -> list[str]:
     """What to set, per variant: `variants.<name>.replicates` where its seeds cannot see `detect` (the most any of
-    its gated means needs), the variants that would see it with fewer, and the means that no number of seeds up
-    to `most` lets see it."""
+    its gated means needs; gates.max_replicates where no number up to it can), raised to the most any member of its
+    family needs (`families`: variants that share a trajectory are trained together, so with as many seeds); the
+    variants that would see it with fewer; and the means that even `most` seeds do not let see it."""
     seeded = [need for need in needs if not need.folds]
     if not seeded:
         lines = ["no variant's mean has a measured spread (train.replicates is 1): nothing to work out"]
@@ -296,16 +297,28 @@ def power_advice(needs: list[Need], detect: float, most: int) -> list[str]:
         per_variant: dict[str, list[Need]] = {}
         for need in seeded:
             per_variant.setdefault(need.metric.partition(".")[0], []).append(need)
+        own = {name: max(need.replicates or most for need in its) for name, its in per_variant.items()}
+        wanted = dict(own)
+        joined: dict[str, list[str]] = {}  # a variant raised to its family's seeds: the members that need them
+        for members in families:
+            present = [member for member in members if member in own]
+            top = max((own[member] for member in present), default=0)
+            for member in present:
+                if own[member] < top:
+                    joined[member] = [other for other in present if own[other] == top]
+                    wanted[member] = top
         more, fewer = [], []
         for name, its in per_variant.items():
-            if any(need.replicates is None for need in its):
-                continue
-            wanted, now = max(need.replicates for need in its), max(need.spread.n for need in its)
-            if wanted > now:
-                more.append(f"  variants.{name}.replicates: {wanted}  # now {now}: detects "
-                            f"{max(need.detects for need in its):.4f}")
-            elif wanted < now:
-                fewer.append(f"{name} ({wanted})")
+            now = max(need.spread.n for need in its)
+            if wanted[name] > now:
+                said = f"now {now}: detects {max(need.detects for need in its):.4f}"
+                if any(need.replicates is None for need in its):
+                    said += f"; {most} (the cap) detects {max(need.at_most for need in its):.4f}"
+                if name in joined:
+                    said += f"; as many as {', '.join(joined[name])}, whose trajectory it shares"
+                more.append(f"  variants.{name}.replicates: {wanted[name]}  # {said}")
+            elif wanted[name] < now:
+                fewer.append(f"{name} ({wanted[name]})")
         lines = [f"to detect {detect:g} with {POWER:.0%} power, set in params.yaml:"] + more if more else \
             [f"every variant's seeds already detect {detect:g} with {POWER:.0%} power"]
         if fewer:
