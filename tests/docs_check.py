@@ -12,11 +12,11 @@ row against reports/metrics and params.yaml `chapter`), a table marked `<!-- tri
 reports/tuning/trials.csv), or the chapter's forms below. Any other such number is refused, whatever its value: a
 figure that only matches some value somewhere would pass stale (link the generated report instead).
 
-Links to source lines, [`code`](../path.py#L12) (docs/chapter7.md): the code must be on that line, so a link goes stale
-loudly when the file moves under it. The chapter's numbers, `ours `variant` 0.8478 ± 0.0015`, are the variant's
-mean ± σ in reports/metrics; on the same line, `book 0.8465` is params.yaml `chapter`, and `−0.9 σ` and
-`inside/outside our range` are reports/summary.md's chapter table; `ours (seed 42) stopped at epoch 12` is the
-metrics file's stopped_epoch.
+Links to source lines, [`code`](../path.py#L12) (docs/chapter7.md): the code must be on that line, so a link goes
+stale loudly when the file moves under it. The chapter's numbers, `ours `variant` 0.8478 ± 0.0015`, are the
+variant's mean ± σ in reports/metrics (and `(8 seeds)` right after it, its seeds); on the same line, `book 0.8465`
+is params.yaml `chapter`, and `−0.9 σ` and `inside/outside our range` are reports/summary.md's chapter table; `ours
+(seed 42) stopped at epoch 12` is the metrics file's stopped_epoch.
 """
 from __future__ import annotations
 
@@ -258,8 +258,8 @@ def quoted_spread(metrics: dict) -> str:
 
 
 def results_table_problems(root: Path) -> list[str]:
-    """The README's results rows: 'ours' is the variant's mean ± std in reports/metrics (the baseline's CV), and
-    'chapter' the value in params.yaml `chapter`."""
+    """The README's results rows: 'ours' is the variant's mean ± std in reports/metrics and its seeds in brackets
+    (the baseline's CV, '(folds)'), and 'chapter' the value in params.yaml `chapter`."""
     text = (root / "README.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- results.*?-->\n(.*?)<!-- /results -->", text, re.S)
     if not block:
@@ -270,8 +270,8 @@ def results_table_problems(root: Path) -> list[str]:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         name, quoted_chapter, ours = cells[0], cells[2], cells[3]
         metrics = json.loads((root / "reports/metrics" / f"{name}.json").read_text(encoding="utf-8"))
-        expected = quoted_spread(metrics)
-        if not ours.startswith(expected):
+        expected = quoted_spread(metrics) + (f" ({metrics['seeds']})" if "seeds" in metrics else " (folds)")
+        if ours != expected:
             found.append(f"README.md: results row {name}: '{ours}', reports/metrics/{name}.json says {expected}")
         expected_chapter = f"{chapter[name]['value']:.4f}" if name in chapter else "—"
         if quoted_chapter != expected_chapter:
@@ -284,7 +284,7 @@ def results_table_problems(root: Path) -> list[str]:
 
 SOURCE_LINK = re.compile(r"\[`([^`]+)`\]\(([^)#\s]+)#L(\d+)\)")
 ANY_LINE_LINK = re.compile(r"\]\(([^)#\s]+)#L\d+[^)]*\)")
-OURS = re.compile(r"ours `(\w+)` (\d\.\d{4}) ± (\d\.\d{4})")
+OURS = re.compile(r"ours `(\w+)` (\d\.\d{4}) ± (\d\.\d{4})(?: \((\d+) seeds)?")  # (n seeds): checked too
 BOOK = re.compile(r"book (\d\.\d{4})")
 SIGMAS = re.compile(r"([−+]\d+\.\d) σ")
 RANGE = re.compile(r"\b(inside|outside) our range")
@@ -336,11 +336,14 @@ def chapter_number_problems(root: Path) -> list[str]:
         for line in page.read_text(encoding="utf-8").replace("\n  ", " ").splitlines():
             quoted = OURS.findall(line)
             where = f"{page.relative_to(root)}: '{line.strip()[:60]}...'"
-            for name, mean, std in quoted:
+            for name, mean, std, seeds in quoted:
                 if name not in metrics_of:
                     found.append(f"{where}: no reports/metrics/{name}.json")
                 elif f"{mean} ± {std}" != (expected := quoted_spread(metrics_of[name])):
                     found.append(f"{where}: ours {name} {mean} ± {std}, reports/metrics/{name}.json says {expected}")
+                elif seeds and int(seeds) != metrics_of[name].get("seeds"):
+                    found.append(f"{where}: ours {name} over {seeds} seeds, reports/metrics/{name}.json has "
+                                 f"{metrics_of[name].get('seeds')}")
             if len(quoted) != 1 or quoted[0][0] not in metrics_of:
                 continue
             name = quoted[0][0]

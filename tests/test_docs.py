@@ -149,6 +149,11 @@ def test_a_results_row_that_disagrees_with_the_metrics_is_named(docs_copy):
     readme.write_text(readme.read_text().replace("| 0.8465 | ", "| 0.8466 | "))
     assert docs_check.results_table_problems(docs_copy) == [
         "README.md: results row softmax: chapter '0.8466', params.yaml says 0.8465"]
+    seeds = json.loads((docs_copy / "reports/metrics/checkpoint.json").read_text())["seeds"]
+    row = re.search(r"^\| checkpoint \|.*\|$", readme.read_text(), re.M)[0]
+    readme.write_text(readme.read_text().replace(row, row.replace(f" ({seeds}) |", f" ({seeds + 1}) |")))
+    problems = docs_check.results_table_problems(docs_copy)  # the seeds in brackets are checked too
+    assert problems[1].startswith("README.md: results row checkpoint: ") and problems[1].endswith(f" ({seeds})")
 
 
 def phony_targets(makefile: str) -> list[str]:
@@ -199,12 +204,14 @@ def test_a_code_link_to_a_moved_line_and_a_stale_chapter_number_are_named(docs_c
     sigmas = re.search(r"`dropout30_saved` [^\n]*?([−+]\d\.\d) σ", text)
     inside = re.search(r"`checkpoint` [^·]*· the book's run: [−+]\d\.\d σ, (inside|outside)", text)
     stopped = re.search(r"ours \(seed 42\) stopped at epoch (\d+)", text)
+    seeds = re.search(r"ours `relu100` \d\.\d{4} ± \d\.\d{4} \((\d+) seeds", text)
     stale_mean = f"{float(mean[1]) + 0.0001:.4f}"
     stale_book = f"{float(book[1]) + 0.0001:.4f}"
     stale_sigmas = f"{sigmas[1][0]}{float(sigmas[1][1:]) + 0.1:.1f}"
     flipped = {"inside": "outside", "outside": "inside"}[inside[1]]
     for match, group, new in ((mean, 1, stale_mean), (book, 1, stale_book), (sigmas, 1, stale_sigmas),
-                              (inside, 1, flipped), (stopped, 1, str(int(stopped[1]) + 1))):
+                              (inside, 1, flipped), (stopped, 1, str(int(stopped[1]) + 1)),
+                              (seeds, 1, str(int(seeds[1]) + 1))):
         whole = match[0]
         text = text.replace(whole,
                             whole[:match.start(group) - match.start()] + new + whole[match.end(group) - match.start():])
@@ -214,14 +221,15 @@ def test_a_code_link_to_a_moved_line_and_a_stale_chapter_number_are_named(docs_c
             f"line (it is on line {int(link[2]) + 1})") in links
     assert "docs/chapter7.md: a link to a line whose text is not `code`: write the code that is on the line" in links
     numbers = docs_check.chapter_number_problems(docs_copy)
-    assert len(numbers) == 5, numbers
+    assert len(numbers) == 6, numbers
     for expected in (f"ours sigmoid100 {stale_mean} ± {mean[2]}, reports/metrics/sigmoid100.json says {mean[1]} ± "
                      f"{mean[2]}",
                      f"book {stale_book}, params.yaml chapter says {book[1]}",
                      f"{stale_sigmas} σ, reports/summary.md's chapter table says {sigmas[1]}",
                      f"{flipped} our range, reports/summary.md's chapter table says inside: "
                      f"{'yes' if inside[1] == 'inside' else 'no'}",
-                     f"stopped at epoch {int(stopped[1]) + 1}, reports/metrics/early_stopping.json says {stopped[1]}"):
+                     f"stopped at epoch {int(stopped[1]) + 1}, reports/metrics/early_stopping.json says {stopped[1]}",
+                     f"ours relu100 over {int(seeds[1]) + 1} seeds, reports/metrics/relu100.json has {seeds[1]}"):
         assert any(line.endswith(expected) for line in numbers), (expected, numbers)
 
 
