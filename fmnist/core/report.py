@@ -222,7 +222,9 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
         "test_images": f"{image_counts['test']:,}",
         "checksums": "\n".join(f"  - `{file}` sha256 `{digest}`"
                                for file, digest in download.sha256.by_file_name().items()),
-        "seeds": " / ".join(map(str, counts)) + (" seed" if counts == [1] else " seeds"),
+        "seeds": (f"{counts[0]} seed{'s' if counts[0] > 1 else ''}" if len(counts) == 1 else
+                  f"{', '.join(map(str, counts[:-1]))} or {counts[-1]} seeds (each as many as its gate needs: "
+                  "`make power`)"),
         "seed": seed,
         "folds": loaded[BASELINE].metrics["cv_folds"],
         "k": f"{tolerances.k:g}",
