@@ -82,7 +82,7 @@ def main() -> None:
     print(gate.table(checks, headers))
     if any(check.kind in ("drop", "reproduce") for check in checks):
         print(rule)
-        for line in gate.sight_lines(checks, gates.detect, gates.false_alarm):
+        for line in gate.sight_lines(checks, gates.detect, gates.false_alarm, gates.max_replicates):
             print(line)
     for line in notes:
         print(f"note: {line}")

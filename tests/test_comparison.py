@@ -107,7 +107,15 @@ def test_the_lines_under_the_table_count_the_verdicts_name_the_blind_and_state_t
     assert lines[0] == ("3 drop checks: 1 regression, 1 worse within noise, 1 no measurable change, 0 better "
                         "(only a regression fails)")
     assert lines[1].startswith("each detects, 80% of the time, a true drop of 0.0050 to 0.0200; ")
-    assert lines[1].endswith("1 of 3 cannot see gates.detect = 0.01 (make power: the seeds they need): c.m")
+    assert lines[1].endswith("1 of 3 cannot see gates.detect = 0.01: c.m (make power: the seeds they need)")
+    capped = [check if check.metric != "c.m" else Check("c.m", 0.869, "drop", "", True, spread=Spread(0.869, 0.008, 5),
+                                                        sight=check.sight) for check in checks]
+    assert gate.sight_lines(capped, 0.01, 0.05, most=5)[1].endswith(
+        "1 of 3 cannot see gates.detect = 0.01: c.m (at the cap: gates.max_replicates = 5 seeds)")
+    baseline = [drop("baseline.cv_accuracy", 0.82, 0.82, 0.008)]
+    assert gate.sight_lines(baseline, 0.01, 0.05, most=5)[1].endswith(
+        "1 of 1 cannot see gates.detect = 0.01: baseline.cv_accuracy (a spread across CV folds, which seeds do not "
+        "change)")
     assert lines[2].startswith("false alarm: at most 5% across the 3 checks together (gates.false_alarm, held by "
                                f"Holm's method); with no change anywhere at most {3 * 0.008536:.1%} (each 0.85%: ")
 

@@ -118,8 +118,8 @@ def test_gate_passes_and_prints_every_check_with_its_tolerance(repo):
     assert ("4 drop checks: 0 regression, 0 worse within noise, 4 no measurable change, 0 better (only a regression "
             "fails)") in result.stdout
     assert "each detects, 80% of the time, a true drop of 0.00" in result.stdout
-    assert ("2 of 4 cannot see gates.detect = 0.01 (make power: the seeds they need): checkpoint.val_accuracy_mean, "
-            "checkpoint.test_accuracy_mean") in result.stdout  # σ 0.0046 (drawn with 0.003) over 5 seeds
+    assert ("2 of 4 cannot see gates.detect = 0.01: checkpoint.val_accuracy_mean, checkpoint.test_accuracy_mean "
+            "(make power: the seeds they need)") in result.stdout  # σ 0.0046 (drawn with 0.003) over 5 seeds
     assert ("false alarm: at most 5% across the 4 checks together (gates.false_alarm, held by Holm's method); with no "
             "change anywhere at most 3.4% (each 0.85%: P(T > allowed / SE)") in result.stdout  # P(T_8 > 3) each
     assert "gate (minimums; drop vs main): all 8 checks pass" in result.stdout

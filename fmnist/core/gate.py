@@ -204,11 +204,12 @@ def _detects(seen: Sight, sign: str = "") -> str:
     return "" if seen.detectable is None else f", detects {sign}{seen.detectable:.4f}"
 
 
-def sight_lines(checks: list[Check], detect: float, false_alarm: float) -> list[str]:
+def sight_lines(checks: list[Check], detect: float, false_alarm: float, most: int | None = None) -> list[str]:
     """What the drop (or reproduction) checks could see, under the table: how many of each verdict, the range of
-    drops they catch with 80% power and those that cannot catch `detect` (params.yaml gates.detect), and the
-    family-wise false alarm: held to `false_alarm` (gates.false_alarm) by Holm's method whatever else changed, and
-    with no change anywhere at most the sum of each check's chance at Holm's first level."""
+    drops they catch with 80% power and those that cannot catch `detect` (params.yaml gates.detect), by why: short
+    of seeds (make power), at the cap `most` (gates.max_replicates), or the baseline's CV folds; and the family-wise
+    false alarm: held to `false_alarm` (gates.false_alarm) by Holm's method whatever else changed, and with no change
+    anywhere at most the sum of each check's chance at Holm's first level."""
     compared = [check for check in checks if check.sight is not None and check.sight.verdict.allowed is not None]
     if not compared:
         return []
@@ -220,11 +221,24 @@ def sight_lines(checks: list[Check], detect: float, false_alarm: float) -> list[
                      + " (only a regression fails)")
     known = [(check.metric, check.sight.detectable) for check in compared if check.sight.detectable is not None]
     if known:
-        blind = [metric for metric, detectable in known if detectable > detect + 1e-12]
+        blind = [check for check in compared
+                 if check.sight.detectable is not None and check.sight.detectable > detect + 1e-12]
+        short, capped, folds = [], [], []
+        for check in blind:
+            if check.metric == f"{BASELINE}.{GATED_KEY[BASELINE]}":
+                folds.append(check.metric)
+            elif most is not None and check.spread is not None and check.spread.n >= most:
+                capped.append(check.metric)
+            else:
+                short.append(check.metric)
+        named = "; ".join(f"{', '.join(metrics)} {why}" for metrics, why in (
+            (short, "(make power: the seeds they need)"),
+            (capped, f"(at the cap: gates.max_replicates = {most} seeds)"),
+            (folds, "(a spread across CV folds, which seeds do not change)")) if metrics)
         lines.append(f"each detects, {POWER:.0%} of the time, a true {'change' if reproduce else 'drop'} of "
                      f"{min(d for _, d in known):.4f} to {max(d for _, d in known):.4f}; "
-                     + (f"{len(blind)} of {len(known)} cannot see gates.detect = {detect:g} (make power: the seeds "
-                        f"they need): {', '.join(blind)}" if blind else f"all see gates.detect = {detect:g}"))
+                     + (f"{len(blind)} of {len(known)} cannot see gates.detect = {detect:g}: {named}" if blind
+                        else f"all see gates.detect = {detect:g}"))
     chances = [check.sight.false_alarm for check in compared]
     if None in chances:
         lines.append(f"false alarm: not known ({chances.count(None)} of {len(compared)} checks use the fixed "
