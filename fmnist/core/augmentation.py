@@ -71,7 +71,7 @@ class RandomAugmentation(keras.layers.Layer):
     """A lone model's augmentation: (batch, 28, 28) images in 0-1, each changed by draws from this layer's own
     generator (seeded by `seed`), in training only."""
 
-    def __init__(self, rotation=0.0, translation=0.0, zoom=0.0, contrast=0.0, brightness=0.0, seed=None, **kwargs):
+    def __init__(self, *, rotation=0.0, translation=0.0, zoom=0.0, contrast=0.0, brightness=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.factors = {"rotation": rotation, "translation": translation, "zoom": zoom, "contrast": contrast,
                         "brightness": brightness}
