@@ -18,11 +18,12 @@ from tests.helpers import process_ended
 
 # A stage in miniature: out.txt ("old") is replaced by "new" in a transaction, and the program waits where the
 # test stops it. STEP says where: "writing" (before the commit), "swapping" (inside it), "finalizer" (a finalizer
-# receives a Ctrl-C and swallows it, then the stage goes on to commit), "after" (the same, after the commit).
+# receives a Ctrl-C and swallows it, then the stage goes on to commit), "after" (the same, after the commit),
+# "epochs" (5 s of short epochs before the commit, each ending in the check training makes).
 PROGRAM = textwrap.dedent('''
     import gc, os, signal, sys, time
     from pathlib import Path
-    from fmnist.plumbing import runner, transaction
+    from fmnist.plumbing import interrupts, runner, transaction
     from fmnist.plumbing.transaction import Transaction
 
     STEP = sys.argv[1]
@@ -47,6 +48,11 @@ PROGRAM = textwrap.dedent('''
             outputs.write_text("out.txt", "new")
             if STEP == "writing":
                 wait_for_a_stop()
+            if STEP == "epochs":
+                print("ready", flush=True)
+                for epoch in range(100):
+                    time.sleep(0.05)
+                    interrupts.check()
             if STEP == "swapping":
                 real = os.replace
                 def replace(source, target):  # the stop arrives in the middle of the swap
@@ -132,6 +138,47 @@ PARENT = textwrap.dedent('''
 
     runner.run(main)
 ''')
+
+
+# DVC in miniature: it starts the stage (its stderr to stage.err), passes on its "ready", and waits for it. NOHUP:
+# the stage starts with SIGHUP ignored, as under `nohup`.
+LAUNCHER = textwrap.dedent('''
+    import signal, subprocess, sys
+    nohup = sys.argv[1] == "nohup"
+    with open("stage.err", "w") as err:
+        ignore_hangups = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
+        stage = subprocess.Popen([sys.executable, "program.py", "epochs"], stdout=subprocess.PIPE, stderr=err,
+                                 text=True, preexec_fn=ignore_hangups)
+        print(stage.pid, flush=True)
+        print(stage.stdout.readline(), end="", flush=True)
+        stage.wait()
+''')
+
+
+@pytest.mark.parametrize("nohup", [False, True])
+def test_a_stage_whose_parent_is_killed_stops_as_on_a_hangup_unless_started_with_nohup(tmp_path, nohup):
+    """`kill <dvc pid>` alone: the stage outlives DVC, and what it would write no dvc.lock would record. At its next
+    check (each epoch's end, the commit) it sees it was adopted and stops as on SIGHUP: rolled back, its message
+    says why. Under `nohup` a lost parent and a hangup are what the user asked for: it trains on and commits."""
+    (tmp_path / "out.txt").write_text("old")
+    (tmp_path / "program.py").write_text(PROGRAM)
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    launcher = subprocess.Popen([sys.executable, "launcher.py", "nohup" if nohup else "-"], cwd=tmp_path, env=env,
+                                text=True, stdout=subprocess.PIPE)
+    stage = int(launcher.stdout.readline())
+    assert launcher.stdout.readline() == "ready\n"
+    launcher.kill()
+    launcher.wait(timeout=10)
+    if nohup:
+        os.kill(stage, signal.SIGHUP)  # and the terminal closes
+    assert process_ended(stage, 30), f"the stage {stage} outlived its parent"
+    if nohup:
+        assert (tmp_path / "out.txt").read_text() == "new" and strays(tmp_path) == []
+    else:
+        assert ("interrupted by SIGHUP (the process that started it is gone): the stage's outputs are all as they were"
+                in (tmp_path / "stage.err").read_text())
+        assert (tmp_path / "out.txt").read_text() == "old" and strays(tmp_path) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")

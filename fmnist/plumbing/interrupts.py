@@ -4,16 +4,23 @@ all stop a stage the same way, as a KeyboardInterrupt, and are held back while w
 Each stop is also recorded (`received`), because a KeyboardInterrupt raised while Python runs a finalizer is
 swallowed ("Exception ignored in ...") and the work would go on: training checks the record at every epoch's end,
 a transaction before its commit, and the runner when the stage returns (`check`).
+
+The same checks stop a stage whose parent is gone, as a hangup would: `kill <dvc pid>` ends DVC alone, and a stage
+that went on would write outputs that no dvc.lock records. Not under `nohup` (SIGHUP ignored at start), which asks
+for the opposite.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
 
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 received: int | None = None  # the first stop signal this process received, until it has stopped
+watched: tuple[int, int] | None = None  # (this process, the one that started it), from install; a fork is not it
+orphaned = False  # the stop recorded is that parent's end, not a signal
 
 
 def _record(signum: int) -> None:
@@ -29,16 +36,26 @@ def stop(signum, frame) -> None:
 
 
 def check() -> None:
-    """Interrupt now if a stop signal came whose KeyboardInterrupt was lost (raised inside a finalizer)."""
+    """Interrupt now if a stop signal came whose KeyboardInterrupt was lost (raised inside a finalizer), or if the
+    parent this process was started by is gone (its parent process id changed: it was adopted), as by SIGHUP."""
+    global orphaned
+    if received is None and watched is not None and watched[0] == os.getpid() and os.getppid() != watched[1]:
+        orphaned = True
+        _record(signal.SIGHUP)
     if received is not None:
         raise KeyboardInterrupt
 
 
 def install() -> None:
-    """Every stop signal stops this process as Ctrl-C does (the main thread only can)."""
+    """Every stop signal stops this process as Ctrl-C does (the main thread only can), and its parent is watched;
+    a SIGHUP ignored from the start (`nohup`) stays ignored, and the parent is not watched then."""
+    global watched
     if threading.current_thread() is threading.main_thread():
+        detached = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         for signum in STOPS:
-            signal.signal(signum, stop)
+            if not (detached and signum == signal.SIGHUP):
+                signal.signal(signum, stop)
+        watched = None if detached else (os.getpid(), os.getppid())
 
 
 def exit_code() -> int:

@@ -50,6 +50,7 @@ def run(main: Callable[[], None], stopped: str = "the stage's outputs are all as
         # came while they were being swapped in (then dvc.lock, not updated, shows them as changed).
         code = interrupts.exit_code()
         by = "" if code == 128 + signal.SIGINT else f" by {signal.Signals(code - 128).name}"
+        by += " (the process that started it is gone)" if interrupts.orphaned else ""
         print(f"interrupted{by}: {stopped}", file=sys.stderr)
     quiet.finish()
     if code == 0 and "keras" in sys.modules:
