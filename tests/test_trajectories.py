@@ -14,7 +14,8 @@ import keras  # noqa: E402  (the backend must be chosen first)
 
 from fmnist.core import evaluation, replicates, training  # noqa: E402
 from fmnist.plumbing import params  # noqa: E402
-from fmnist.schema.training import TrainParams, Variant, VariantsParams, describe_families, family  # noqa: E402
+from fmnist.schema.training import (  # noqa: E402
+    TrainParams, Variant, VariantsParams, describe_families, family, replicates_of)
 from tests.conftest import copy_pipeline  # noqa: E402
 from tests.helpers import edit_params, run  # noqa: E402
 from tests.test_models import SHARED, tiny_split, variant  # noqa: E402
@@ -31,19 +32,21 @@ def test_families_are_worked_out_from_params():
         "relu100_adam_val20 (20 epochs) is trained once for relu100_adam (5)",
         "dropout30 (20 epochs) is trained once for dropout30_saved (10), checkpoint (20), early_stopping (20)"]
     assert list(family("softmax", variants, shared)) == ["softmax"]
-    # What joins: epochs, validation, callbacks that choose an epoch, a batch size equal to the default.
+    # What joins: epochs, validation, callbacks that choose an epoch, a batch size or seeds equal to the default.
     base = variants["dropout30"].model_dump()
+    seeds = replicates_of(variants["dropout30"], shared)
+    shared = shared.model_copy(update={"replicates": seeds})  # so that a variant that sets no seeds has as many
     joins = {"shorter": {**base, "epochs": 3, "validation": False},
              "stops": {**base, "callbacks": {"early_stopping": {"patience": 5, "restore_best_weights": False}}},
              "default_batch": {**base, "batch_size": shared.batch_size},
-             "default_seeds": {**base, "replicates": shared.replicates}}
+             "default_seeds": {**base, "replicates": None}}
     # What does not: anything that moves a weight.
     apart = {"batch": {**base, "batch_size": 64},
              "rate": {**base, "optimizer": {"name": "adam", "learning_rate": 0.01}},
              "units": {**base, "hidden": [{"units": 101, "activation": "relu", "dropout": 0.3}]},
              "dropout": {**base, "hidden": [{"units": 100, "activation": "relu", "dropout": 0.2}]},
              "augmented": {**base, "augmentation": {"zoom": 0.1}},
-             "more_seeds": {**base, "replicates": shared.replicates + 3}}  # its stack trains other seeds
+             "more_seeds": {**base, "replicates": seeds + 3}}  # its stack trains other seeds
     extended = {**variants, **{name: Variant(**spec) for name, spec in {**joins, **apart}.items()}}
     assert set(family("dropout30", extended, shared)) == {"dropout30", "dropout30_saved", "checkpoint",
                                                          "early_stopping", *joins}
