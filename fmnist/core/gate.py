@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,7 +300,7 @@ def power_table(needs: list[Need], detect: float, most: int) -> str:
     return _columns(lines)
 
 
-def power_advice(needs: list[Need], detect: float, most: int, families: list[list[str]] = ()) -> list[str]:
+def power_advice(needs: list[Need], detect: float, most: int, families: Sequence[Sequence[str]] = ()) -> list[str]:
     """What to set, per variant: `variants.<name>.replicates` where its seeds cannot see `detect` (the most any of
     its gated means needs; gates.max_replicates where no number up to it can), raised to the most any member of its
     family needs (`families`: variants that share a trajectory are trained together, so with as many seeds); the
