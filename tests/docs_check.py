@@ -172,7 +172,7 @@ def all_command_problems(root: Path) -> list[str]:
 
 # --- figures ----------------------------------------------------------------------------------------------------
 
-RESULTS = re.compile(r"<!-- results.*?-->\n.*?<!-- /results -->", re.S)  # checked: results_table_problems
+RESULTS = re.compile(r"<!-- results.*?-->\n(.*?)<!-- /results -->", re.S)  # checked: results_table_problems
 TRIALS = re.compile(r"<!-- trials:.*?-->\n((?:\|.*\n)+)")  # checked: trials_table_problems
 
 
@@ -261,7 +261,7 @@ def results_table_problems(root: Path) -> list[str]:
     """The README's results rows: 'ours' is the variant's mean ± std in reports/metrics and its seeds in brackets
     (the baseline's CV, '(folds)'), and 'chapter' the value in params.yaml `chapter`."""
     text = (root / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- results.*?-->\n(.*?)<!-- /results -->", text, re.S)
+    block = RESULTS.search(text)
     if not block:
         return ["README.md: no <!-- results --> block"]
     chapter = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["chapter"]

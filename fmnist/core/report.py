@@ -207,6 +207,7 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
     _check_figures([paths.SAMPLES_FIGURE, paths.ACCURACY_FIGURE, paths.OPTIMIZERS_FIGURE, paths.CONFUSION_FIGURE,
                     *map(paths.curves_figure, curves)])
     counts = sorted({loaded[name].metrics["seeds"] for name in variants})
+    folds = loaded[BASELINE].metrics["cv_folds"]
     best_metrics = loaded[best].metrics
     curve_lines = []
     for name in curves:
@@ -226,12 +227,12 @@ def render(table: pd.DataFrame, loaded: dict[str, Result], variants: dict[str, V
                   f"{', '.join(map(str, counts[:-1]))} or {counts[-1]} seeds (each as many as its gate needs: "
                   "`make power`)"),
         "seed": seed,
-        "folds": loaded[BASELINE].metrics["cv_folds"],
+        "folds": folds,
         "k": f"{tolerances.k:g}",
         "floor": f"{tolerances.floor:g}",
         "false_alarm": f"{tolerances.false_alarm:.0%}",
         "results": results_markdown(table, seed),
-        "chapter": chapter_markdown(table, seed, loaded[BASELINE].metrics["cv_folds"]),
+        "chapter": chapter_markdown(table, seed, folds),
         "agree": sum(bool(loaded[name].details["restore"]["agree"]) for name in variants),
         "variants": len(variants),
         "accuracy_figure": figures_dir / paths.ACCURACY_FIGURE,
