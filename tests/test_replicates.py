@@ -84,13 +84,32 @@ def test_a_stacked_replicate_trains_exactly_like_a_lone_model(tiny, optimizer):
     rngs = [np.random.default_rng(s) for s in seeds]
     for _ in range(2):
         order = np.stack([rng.permutation(len(train.y)) for rng in rngs], axis=1)
-        stacked.fit(order.astype(np.int32), train.y[order], batch_size=32, shuffle=False, verbose=0)
+        replicates.fit_epoch(stacked, order.astype(np.int32), train.y[order], 32)  # as train_stack() does
         lone.fit(train.x[order[:, k]], train.y[order[:, k]], batch_size=32, shuffle=False, verbose=0)
     for stacked_w, lone_w in zip(stacked.trainable_weights, lone.get_weights()):
         np.testing.assert_allclose(stacked_w.numpy()[k].reshape(lone_w.shape), lone_w, rtol=2e-4, atol=2e-5)
     # And the replicates really are different models.
     first = stacked.trainable_weights[0].numpy()
     assert not np.allclose(first[0], first[1]) and not np.allclose(first[1], first[2])
+
+
+def test_an_epoch_of_the_stack_is_keras_array_fit_bit_for_bit(tiny):
+    """fit_epoch() feeds TensorFlow a pipeline of its own (Keras's stalls when it is destroyed): the same batches
+    in the same order, so the same weights as fit() on the arrays, to the bit."""
+    train, _ = tiny
+    spec = variant(hidden=[{"units": 16, "activation": "relu"}], optimizer={"name": "adam"}, epochs=2)
+    stacks = []
+    for _ in range(2):
+        models.seed_everything(0)
+        stacks.append(replicates.build_stack(spec, [7, 8], train.x).training)
+        stacks[-1].compile(optimizer=models.make_optimizer(spec), loss=replicates.summed_crossentropy)
+    rngs = [np.random.default_rng(s) for s in (7, 8)]
+    for _ in range(2):
+        order = np.stack([rng.permutation(len(train.y)) for rng in rngs], axis=1).astype(np.int32)
+        stacks[0].fit(order, train.y[order], batch_size=16, shuffle=False, verbose=0)
+        replicates.fit_epoch(stacks[1], order, train.y[order], 16)
+    for by_arrays, by_epoch in zip(stacks[0].trainable_weights, stacks[1].trainable_weights):
+        np.testing.assert_array_equal(by_arrays.numpy(), by_epoch.numpy())
 
 
 def test_replicates_differ_by_seed_and_repeat_exactly(tiny):

@@ -320,6 +320,22 @@ def until(history: dict[str, list[float]], epochs: int) -> dict[str, list[float]
     return {key: values[:epochs] for key, values in history.items()}
 
 
+def fit_epoch(model: keras.Model, indices: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
+    """One epoch of fit() on these rows, in this order. On TensorFlow through a tf.data pipeline that does not
+    autotune: the one Keras builds from arrays does, and destroying its iterator when fit() returns then stalls
+    about 5 s every other epoch with both cores idle (docs/speed.md: `tuned`'s stage 108-116 s instead of 128-148 s).
+    The same batches, so the same weights, bit for bit (tests/test_replicates.py)."""
+    if keras.backend.backend() != "tensorflow":
+        model.fit(indices, labels, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        return
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    model.fit(tf.data.Dataset.from_tensor_slices((indices, labels)).batch(batch_size).with_options(options),
+              epochs=1, shuffle=False, verbose=0)
+
+
 def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[int], train: Split, val: Split, *,
                 on_epoch: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> tuple[StackRun, Stack]:
     """Train one replicate per seed of the members' shared trajectory (one member: the variant itself) until every
@@ -342,8 +358,7 @@ def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[in
     for epoch in range(1, epochs + 1):
         interrupts.check()  # a stop whose KeyboardInterrupt was lost must not train on
         order = np.stack([shufflers[i].permutation(len(train.y)) for i in training_now], axis=1)
-        stack.training.fit(order.astype(np.int32), train.y[order], batch_size=batch_size, epochs=1, shuffle=False,
-                           verbose=0)
+        fit_epoch(stack.training, order.astype(np.int32), train.y[order], batch_size)
         weights = [np.array(w) for w in stack.training.trainable_weights]
         for position, i in enumerate(training_now):
             run.snapshots[i].append([w[position] for w in weights])
