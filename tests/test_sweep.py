@@ -201,7 +201,7 @@ def wait_until_running(machine, env, process, timeout=300):
         assert process.poll() is None, "the share ended before its point started"
         if "Running" in run(["dvc", "queue", "status"], machine, env, check=False).stdout:
             return
-        time.sleep(0.5)
+        time.sleep(2)  # each look is a DVC process (about 0.8 CPU-s) on the cores the share needs
     raise AssertionError("the share's point never started")
 
 
