@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from fmnist.compat import experiments as compat
@@ -65,7 +66,7 @@ class Injector:
             self.active = False  # one fault per run
             if self.mode == "fail":
                 raise OSError(errno.EIO, f"injected failure of write {self.count} ({event} {relative})")
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # as a Ctrl-C: the main thread's
 
 
 def stage_outputs(variant: str) -> list[Path]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +20,13 @@ from tests.conftest import REPO_ROOT
 # reports/tuning/README.md: the report stage depends on that folder (its tuning section), which must exist.
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", "stages", "fmnist",
                  "reports/tuning/README.md")
+
+
+def ctrl_c() -> None:
+    """SIGINT to this process's main thread, as a Ctrl-C is handled: os.kill(getpid) lets the kernel hand it to any
+    thread that takes it (TensorFlow's, a pool's, started by an earlier test in this worker), and Python then runs
+    the handler only when the main thread next looks, which may be after the block under test has ended."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 def sha256(path: Path) -> str:

@@ -4,6 +4,7 @@ import os
 import pytest
 
 from fmnist.plumbing import atomic
+from tests.helpers import ctrl_c
 
 
 def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path):
@@ -45,15 +46,13 @@ def test_outputs_get_ordinary_permissions(tmp_path):
 
 def test_a_ctrl_c_while_the_temporary_is_made_leaves_nothing_behind(tmp_path, monkeypatch):
     """The signal lands just after the temporary exists, before the caller holds its name: it is still removed."""
-    import os
-    import signal
     import tempfile
 
     make = tempfile.mkstemp
 
     def make_then_ctrl_c(*args, **kwargs):
         made = make(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)
+        ctrl_c()
         return made
 
     monkeypatch.setattr(tempfile, "mkstemp", make_then_ctrl_c)

@@ -3,7 +3,6 @@ output is the new one, after an error, a failed rename, a Ctrl-C or a crash; not
 The same promise on a real train@ stage, at every write it makes: tests/test_faults.py."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import pytest
 from fmnist.plumbing import transaction
 from fmnist.plumbing.errors import StageError
 from fmnist.plumbing.transaction import Transaction
+from tests.helpers import ctrl_c
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_ctrl_c_during_the_commit_waits_for_it(workspace, monkeypatch):
 
     def replace(source, target):
         if str(target) == "reports/v.json":
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the swap
+            ctrl_c()  # Ctrl-C in the middle of the swap
         real_replace(source, target)
 
     monkeypatch.setattr(transaction.os, "replace", replace)

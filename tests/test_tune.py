@@ -27,7 +27,7 @@ from fmnist.plumbing import params, paths
 from fmnist.plumbing.params import ParamsError
 from fmnist.schema.tools import TuneParams
 from tests.conftest import REPO_ROOT, TINY_VARIANTS, copy_pipeline, unavailable
-from tests.helpers import commit_all, edit_params, experiments_shown, run
+from tests.helpers import commit_all, ctrl_c, edit_params, experiments_shown, run
 
 TINY_SPACE = {
     "base": "tiny_relu", "trials": 3, "seeds": 2, "sampler_seed": 7, "patience": 1,
@@ -490,7 +490,7 @@ def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
     finished = []
     with pytest.raises(KeyboardInterrupt):
         with interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
             time.sleep(0.1)  # the signal is delivered meanwhile, and held
             finished.append(True)
     assert finished == [True]
@@ -509,14 +509,14 @@ def test_ctrl_c_interrupts_at_once_only_where_allowed_inside_a_deferred_block():
         with interrupts_deferred():
             with interrupts_allowed():
                 reached.append("training")
-                os.kill(os.getpid(), signal.SIGINT)
+                ctrl_c()
                 time.sleep(0.1)
                 reached.append("after the signal, while training")  # never: it interrupts at once
     assert reached == ["training"]
     # Held outside the allowed part, also across a nested deferral; raised at the next allowed part's start.
     with pytest.raises(KeyboardInterrupt):
         with interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
             time.sleep(0.1)
             with interrupts_deferred():  # an atomic write's: the outer block holds, the inner raises nothing
                 reached.append("nested")
