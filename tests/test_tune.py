@@ -480,7 +480,16 @@ def _study(optuna, url: str):
         return None
 
 
-def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
+@pytest.fixture
+def default_ctrl_c():
+    """Python's own Ctrl-C handler for the test, whatever an earlier test in this worker left (a make test run here
+    once had SIGINT ignored by then: the allowed block restores what was there before, so nothing was raised)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts(default_ctrl_c):
     """interrupts.interrupts_deferred (around each trial's `dvc exp save`): the block finishes, then
     KeyboardInterrupt."""
     from fmnist.plumbing.interrupts import interrupts_deferred
@@ -499,7 +508,7 @@ def test_a_ctrl_c_during_an_experiment_save_waits_for_it_then_interrupts():
     assert finished == [True, True]
 
 
-def test_ctrl_c_interrupts_at_once_only_where_allowed_inside_a_deferred_block():
+def test_ctrl_c_interrupts_at_once_only_where_allowed_inside_a_deferred_block(default_ctrl_c):
     """The study: held everywhere (Optuna's bookkeeping, the save, an atomic write nested inside) but training."""
     from fmnist.plumbing.interrupts import interrupts_allowed, interrupts_deferred
 
