@@ -70,7 +70,8 @@ def work_seconds(clone: Path, durations: dict[str, float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rev", default="HEAD", help="git revision to measure (default HEAD)")
-    parser.add_argument("--replicates", type=int, help="set train.replicates in the clone's params.yaml first")
+    parser.add_argument("--replicates", type=int,
+                        help="set train.replicates and every variant's own in the clone's params.yaml first")
     parser.add_argument("--exp", metavar="KEY=VALUE", help="then time one `dvc exp run -S KEY=VALUE`")
     parser.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
     args = parser.parse_args()
@@ -84,8 +85,10 @@ def main() -> None:
     (clone / ".venv").symlink_to(ROOT / ".venv")
     if args.replicates is not None:
         params_file = clone / "params.yaml"
-        text, count = re.subn(r"(?m)^(  replicates:\s*)\d+", rf"\g<1>{args.replicates}", params_file.read_text())
-        if count != 1:
+        # train.replicates (two spaces in) and every variant's own (four: power-chosen seeds, docs/statistics.md)
+        text, count = re.subn(r"(?m)^((?:  |    )replicates:\s*)\d+", rf"\g<1>{args.replicates}",
+                              params_file.read_text())
+        if count == 0:
             sys.exit(f"{args.rev}: params.yaml has no train.replicates to set")
         params_file.write_text(text)
     env = dict(os.environ, PATH=f"{ROOT / '.venv/bin'}:{os.environ['PATH']}")
