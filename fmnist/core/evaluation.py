@@ -66,7 +66,7 @@ def read_replicates(model_dir: Path, name: str) -> tuple[list[dict], float]:
 
 
 def predict_classes(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    return np.argmax(model.predict(x, batch_size=1000, verbose=0), axis=1)
+    return np.argmax(model.predict(**models.batches(x), verbose=0), axis=1)
 
 
 def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split) -> tuple[dict, dict, dict, np.ndarray]:
@@ -84,7 +84,7 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
     rebuilt = load_weights_into_rebuilt(model_dir / WEIGHTS_FILE, name, spec)
     whole = load_whole_model(model_dir / MODEL_FILE, name)
     rebuilt_val_predictions = predict_classes(rebuilt, val.x)
-    whole_val_loss, whole_val_accuracy = whole.evaluate(val.x, val.y, batch_size=1000, verbose=0)
+    whole_val_loss, whole_val_accuracy = whole.evaluate(**models.batches(val.x, val.y), verbose=0)
     rebuilt_correct = int(np.sum(rebuilt_val_predictions == val.y))
     restore = {
         "weights_predict_val_accuracy": rebuilt_correct / len(val.y),
@@ -102,8 +102,8 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
         model, val_loss, val_accuracy = whole, whole_val_loss, whole_val_accuracy
     else:
         model = load_whole_model(model_dir / evaluated_file, name)
-        val_loss, val_accuracy = model.evaluate(val.x, val.y, batch_size=1000, verbose=0)
-    test_loss, test_accuracy = model.evaluate(test.x, test.y, batch_size=1000, verbose=0)
+        val_loss, val_accuracy = model.evaluate(**models.batches(val.x, val.y), verbose=0)
+    test_loss, test_accuracy = model.evaluate(**models.batches(test.x, test.y), verbose=0)
     test_predictions = predict_classes(model, test.x)
     per_class = {
         CLASS_NAMES[c]: float(np.mean(test_predictions[test.y == c] == c)) for c in range(len(CLASS_NAMES))

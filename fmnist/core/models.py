@@ -147,3 +147,24 @@ def load(path: Path, remedy: str = "") -> keras.Model:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # keras raises many kinds (zip, h5, json, value) for a file that is not a model
         raise StageError(f"{path}: not a Keras model file ({type(error).__name__}: {error}){said}") from None
+
+
+SCORING_BATCH = 1000  # images a step when predicting or evaluating: memory only; the numbers are the same
+
+
+def batches(x: np.ndarray, y: np.ndarray | None = None, batch_size: int = SCORING_BATCH) -> dict:
+    """The data arguments of fit(), evaluate() or predict() for x (and y) in batches of batch_size, in order:
+    `model.evaluate(**models.batches(x, y), verbose=0)`. On TensorFlow a tf.data pipeline of its own that does not
+    autotune. The one Keras builds from arrays for every call traces its slicing functions and starts an autotuned
+    iterator: ~0.1 s a call (~0.3 s with steps run eagerly, as tests/faults.py runs them), and destroying it when
+    fit() returns stalled ~5 s every other stack epoch with both cores idle (docs/speed.md). The same batches in the
+    same order, so the same numbers, bit for bit (tests/test_models.py, tests/test_replicates.py). Other backends:
+    the arrays and the batch size, as Keras takes them."""
+    if keras.backend.backend() != "tensorflow":
+        return {"x": x, "batch_size": batch_size} | ({} if y is None else {"y": y})
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    slices = x if y is None else (x, y)
+    return {"x": tf.data.Dataset.from_tensor_slices(slices).batch(batch_size).with_options(options)}

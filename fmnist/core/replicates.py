@@ -321,19 +321,9 @@ def until(history: dict[str, list[float]], epochs: int) -> dict[str, list[float]
 
 
 def fit_epoch(model: keras.Model, indices: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
-    """One epoch of fit() on these rows, in this order. On TensorFlow through a tf.data pipeline that does not
-    autotune: the one Keras builds from arrays does, and destroying its iterator when fit() returns then stalls
-    about 5 s every other epoch with both cores idle (docs/speed.md: `tuned`'s stage 108-116 s instead of 128-148 s).
-    The same batches, so the same weights, bit for bit (tests/test_replicates.py)."""
-    if keras.backend.backend() != "tensorflow":
-        model.fit(indices, labels, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-        return
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    model.fit(tf.data.Dataset.from_tensor_slices((indices, labels)).batch(batch_size).with_options(options),
-              epochs=1, shuffle=False, verbose=0)
+    """One epoch of fit() on these rows, in this order, fed by models.batches (Keras's own pipeline from arrays
+    stalls about 5 s every other epoch when fit() returns: docs/speed.md)."""
+    model.fit(**models.batches(indices, labels, batch_size), epochs=1, shuffle=False, verbose=0)
 
 
 def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[int], train: Split, val: Split, *,
@@ -363,7 +353,7 @@ def train_stack(members: dict[str, Variant], shared: TrainParams, seeds: list[in
         for position, i in enumerate(training_now):
             run.snapshots[i].append([w[position] for w in weights])
         if validation:
-            val_loss, val_accuracy = scores(stack.scoring.predict(val.x, batch_size=1000, verbose=0), val.y)
+            val_loss, val_accuracy = scores(stack.scoring.predict(**models.batches(val.x), verbose=0), val.y)
             for position, i in enumerate(training_now):
                 run.histories[i]["val_loss"].append(val_loss[position])
                 run.histories[i]["val_accuracy"].append(val_accuracy[position])
@@ -394,9 +384,9 @@ def score(spec: Variant, run: StackRun, full: Stack, val: Split, test: Split | N
             for w in range(len(full.training.trainable_weights))]
     for variable, value in zip(full.training.trainable_weights, kept):
         variable.assign(value)
-    val_loss, val_accuracy = scores(full.scoring.predict(val.x, batch_size=1000, verbose=0), val.y)
+    val_loss, val_accuracy = scores(full.scoring.predict(**models.batches(val.x), verbose=0), val.y)
     if test is not None:
-        test_loss, test_accuracy = scores(full.scoring.predict(test.x, batch_size=1000, verbose=0), test.y)
+        test_loss, test_accuracy = scores(full.scoring.predict(**models.batches(test.x), verbose=0), test.y)
     else:
         test_loss = test_accuracy = [None] * len(run.seeds)
     per_seed = [{
