@@ -21,7 +21,6 @@ verdicts counted, the checks that cannot see gates.detect, and the family-wise c
 import argparse
 from pathlib import Path
 
-from fmnist.core import gate
 from fmnist.plumbing import errors, params, runner
 from fmnist.plumbing.paths import BASELINE
 from fmnist.schema.gates import GatesParams
@@ -40,6 +39,8 @@ def main() -> None:
                         help="with --reproduces: the stages this run executed, one per line ($FMNIST_RUN_LOG of the "
                              "run; `make reproduce` passes it)")
     args = parser.parse_args()
+    from fmnist.core import gate  # after the options: it loads SciPy and pandas (~1.5 s), which --help need not
+
     if args.reproduces and args.ran is None:
         parser.error("--reproduces needs --ran FILE, the stages the run executed: without it a stage DVC skipped "
                      "(its outputs in git) would be compared with itself; `make reproduce` runs and checks both")
