@@ -16,6 +16,7 @@ leaves out (the rest: git, PostgreSQL, killed processes).
 
     python benchmarks/suite_cpu.py                    # the whole suite
     python benchmarks/suite_cpu.py -- tests/test_sweep.py
+    python benchmarks/suite_cpu.py --keep /tmp/suite   # and keep the raw records
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,6 +105,8 @@ def running_test(process: dict, windows: dict) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=15, help="how many modules to list (default 15)")
+    parser.add_argument("--keep", type=Path, metavar="FOLDER",
+                        help="also copy the raw records there (processes.jsonl, tests.jsonl), to look into further")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest (default: the whole suite)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="suite-cpu-") as folder:
@@ -120,6 +124,11 @@ def main() -> None:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         processes = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         events = [json.loads(line) for line in tests.read_text().splitlines()] if tests.exists() else []
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for record in (log, tests):
+                if record.exists():
+                    shutil.copy2(record, args.keep / record.name)
     cores = os.cpu_count() or 1
     run_cpu = children.ru_utime + children.ru_stime
     recorded = sum(p["cpu"] for p in processes)
