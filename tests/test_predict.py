@@ -237,6 +237,19 @@ def test_a_gto_version_fetches_exactly_its_model_with_dvc_artifacts_get(pipeline
     assert sha256(out) == first
 
 
+def test_each_family_of_pictures_is_what_it_makes_alone_whatever_order_the_processes_take():
+    """make_pictures runs the families in processes, the costly one first: each family must still be the pictures
+    its own seed makes (one process, one family at a time), under its own name, in FAMILIES' order."""
+    garments = np.zeros((6, 28, 28), dtype=np.uint8)
+    for index, garment in enumerate(garments):
+        garment[4 + index % 3:22 + index % 2, 6:20 + index] = 120 + 20 * index  # a light garment on black
+    made = robustness.make_pictures(dataset.Split(garments / 255.0, np.arange(6)), 6, seed=3)
+    assert list(made.families) == list(robustness.FAMILIES)
+    for name, (pictures, kept) in made.families.items():
+        alone, alone_kept = robustness._family_pictures(garments, name, 3)
+        assert kept == alone_kept and np.array_equal(pictures, alone), name
+
+
 # --- real data: photo-like pictures keep their class ---------------------------------------------------
 
 @pytest.mark.longer(1.5, why="a model trained on the real 60,000 images, 1,200 pictures made and classified")
