@@ -9,6 +9,7 @@ from importlib import metadata
 import pytest
 
 from fmnist.compat import experiments, pipeline
+from tests.conftest import REPO_ROOT
 from tests.helpers import GIT_USER, run
 
 
@@ -143,6 +144,21 @@ def test_ruamel_keeps_the_comment_after_a_block_where_we_move_it():
     expected = "variants:\n  a:\n    epochs: 5\n  b:\n    epochs: 7\n\n# the next section\ngates: {}\n"
     assert text.getvalue() == expected, \
         broke("ruamel.yaml", "0.19", f"the comment moved wrongly:\n{text.getvalue()}")
+
+
+def test_dvc_reads_its_files_with_ruamels_c_parser_into_the_same_objects():
+    """requirements.in pins ruamel.yaml.clib for DVC's speed (each DVC command loads dvc.yaml, dvc.lock and
+    params.yaml; the C parser is 4-5x faster). It must be the one DVC's loads use, and give what the pure-Python
+    parser gives for the project's own files."""
+    from dvc.utils.serialize import parse_yaml
+    from ruamel.yaml import YAML, main
+
+    assert main.CParser is not None, broke("ruamel.yaml", "0.19.1", "its C parser is not found, so every DVC "
+                                                                     "command parses YAML in Python, 4-5x slower")
+    assert YAML(typ="safe").Parser is main.CParser, broke("dvc", "3.67.1", "parse_yaml's loader is not the C one")
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml"):
+        text = (REPO_ROOT / name).read_text()
+        assert repr(parse_yaml(text, name)) == repr(YAML(typ="safe", pure=True).load(text)), name
 
 
 def test_dvclive_names_keras_metrics_as_its_own_callback_does():
