@@ -88,10 +88,18 @@ def test_several_problems_reported_in_one_message():
     assert "'baseline.cv' = 0" in str(error.value) and "unknown key 'baseline.njobs'" in str(error.value)
 
 
+def test_params_yaml_reads_as_the_python_parser_reads_it():
+    """read_params_file takes libyaml's parser for speed: the same document, to the types and key order."""
+    text = (REPO_ROOT / "params.yaml").read_text()
+    assert repr(params.read_params_file(REPO_ROOT / "params.yaml")) == repr(yaml.safe_load(text))
+    assert params._FAST_LOADER is yaml.CSafeLoader  # PyYAML's wheels have it: were it gone, the speed is gone
+
+
 def test_unreadable_params_file(tmp_path):
     (tmp_path / "params.yaml").write_text("prepare: [unclosed\n")
-    with pytest.raises(ParamsError, match="not valid YAML"):
+    with pytest.raises(ParamsError, match="not valid YAML") as error:
         params.load(PrepareParams, tmp_path / "params.yaml")
+    assert "    prepare: [unclosed" in str(error.value)  # the line itself, as PyYAML's Python parser quotes it
     with pytest.raises(ParamsError, match="file not found"):
         params.load(PrepareParams, tmp_path / "absent.yaml")
 
