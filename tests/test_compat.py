@@ -155,7 +155,8 @@ def test_dvc_reads_its_files_with_ruamels_c_parser_into_the_same_objects():
 
     assert main.CParser is not None, broke("ruamel.yaml", "0.19.1", "its C parser is not found, so every DVC "
                                                                      "command parses YAML in Python, 4-5x slower")
-    assert YAML(typ="safe").Parser is main.CParser, broke("dvc", "3.67.1", "parse_yaml's loader is not the C one")
+    assert YAML(typ="safe").Parser is main.CParser, broke("ruamel.yaml", "0.19.1", "YAML(typ='safe'), DVC's "
+                                                                               "loader, does not take the C parser")
     for name in ("dvc.yaml", "dvc.lock", "params.yaml"):
         text = (REPO_ROOT / name).read_text()
         assert repr(parse_yaml(text, name)) == repr(YAML(typ="safe", pure=True).load(text)), name
