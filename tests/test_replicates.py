@@ -265,6 +265,24 @@ def test_each_replicate_is_augmented_by_its_own_seeds_and_only_in_training(tiny)
     np.testing.assert_array_equal(replicates.StackedAugmentation(augmentation, [7, 8])(stacked), stacked)
 
 
+def test_a_lone_model_in_fit_changes_images_as_its_replicate_in_the_compiled_stack(tiny):
+    """Where each trains: seed 42's layer in Keras's fit, a TensorFlow graph without XLA on a CPU, and its replicate
+    inside the stack's XLA step, among the other replicates' images. With the same draws, the images are the same
+    to the bit: the transform is compiled in both (fmnist.core.augmentation.compiled)."""
+    import tensorflow as tf
+
+    from fmnist.core import augmentation as image_changes
+    from tests.test_models import AUGMENTATION
+
+    train, _ = tiny
+    batch = train.x[:64].reshape(64, -1)
+    uniforms = np.random.default_rng(0).random((128, image_changes.DRAWS)).astype(np.float32)
+    as_fit = tf.function(lambda x, u: image_changes.apply(x, u, **AUGMENTATION))(batch, uniforms[:64])
+    as_stack = tf.function(lambda x, u: image_changes.apply(x, u, **AUGMENTATION), jit_compile=True)(
+        np.concatenate([batch, batch[::-1]]), uniforms)
+    np.testing.assert_array_equal(np.asarray(as_stack)[:64], np.asarray(as_fit))
+
+
 def test_augmented_replicates_repeat_exactly_and_learn(tiny):
     from tests.test_models import AUGMENTATION
 

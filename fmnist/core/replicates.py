@@ -111,7 +111,7 @@ class StackedAugmentation(keras.layers.Layer):
             return x
         batch = ops.shape(x)[1]
         uniforms = ops.concatenate([image_changes.draw(generator, batch) for generator in self.generators])
-        changed = image_changes.transform(ops.reshape(x, (-1, image_changes.PIXELS)), uniforms, **self.factors)
+        changed = image_changes.apply(ops.reshape(x, (-1, image_changes.PIXELS)), uniforms, **self.factors)
         return ops.reshape(changed, ops.shape(x))
 
 
