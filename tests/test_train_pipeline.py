@@ -208,10 +208,14 @@ NOTICES = [
     "E0000 00:00:1795957655.056998    2118 node_def_util.cc:682] NodeDef mentions attribute use_unbounded_threadpool "
     "which is not in the op definition: Op<name=MapDataset; ...>",
     AOT_LOAD,
+    "E0000 00:00:1796591815.586439   19968 text_format.cc:378] Error parsing text-format "
+    "tensorflow.XlaSerializedCacheEntry: 2:1: Expected identifier, got: 5",
 ]
 CU_INIT = ("E0000 00:00:1795954549.996073   11955 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
            "Failed call to cuInit: UNKNOWN ERROR (303)")
 REAL_PROBLEMS = ["E0000 00:00:1795954549.996073   11955 some_kernel.cc:7] a real problem", OTHER_CPU_LOAD,
+                 "E0000 00:00:1796591815.586439   19968 text_format.cc:378] Error parsing text-format "
+                 "tensorflow.GraphDef: 2:1: Expected identifier, got: 5",
                  "F0000 00:00:1795954549.996073   11955 check.cc:1] Check failed: x", "python's own error line"]
 
 

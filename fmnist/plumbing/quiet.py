@@ -21,6 +21,11 @@ NOTICES = (
     # and copies an attribute the plain op lacks; TensorFlow logs that at ERROR level and carries on.
     re.compile(r"^E\d{4} [\d:.]+\s+\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute "
                r"use_unbounded_threadpool which is not in the op definition"),
+    # XLA's persistent cache (the tests share one) reads an entry as a text proto first, then as the binary proto it
+    # is (ReadTextOrBinaryProto in tensorflow/compiler/jit/device_executable_persistor.h); protobuf logs the failed
+    # text parse at ERROR level, and the entry loads.
+    re.compile(r"^E\d{4} [\d:.]+\s+\d+ text_format\.cc:\d+\] Error parsing text-format "
+               r"tensorflow\.XlaSerializedCacheEntry: "),
 )
 # cuInit fails on every machine without an NVIDIA driver; with one, the same line is a real problem and stays.
 NO_GPU_NOTICE = re.compile(r"^E\d{4} [\d:.]+\s+\d+ cuda_(platform|executor|diagnostics)\.cc:\d+\] ")
