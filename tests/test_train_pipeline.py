@@ -182,6 +182,27 @@ def test_repro_output_is_one_line_per_stage_without_library_chatter(pipeline):
     assert said["assess"][0].split(":")[1].strip() == said["select"][0].split()[1]  # the variant select then chose
 
 
+THREADS_BESIDE = """
+import tensorflow as tf
+from fmnist.core import other_seeds
+from fmnist.plumbing import params
+from fmnist.schema.training import TrainParams, VariantsParams, family
+shared, variants = params.load(TrainParams), params.load(VariantsParams).root
+with other_seeds.beside("tiny_relu", family("tiny_relu", variants, shared), shared) as job:
+    print(job is not None, tf.config.threading.get_intra_op_parallelism_threads())
+"""
+
+
+@TENSORFLOW_ONLY
+def test_seed_42_keeps_to_one_thread_only_while_the_stack_trains_beside_it(pipeline, tmp_path):
+    """The train stage's process, once its child trains the other seeds: TensorFlow's ops on one intra-op thread, the
+    child's on every core. Alone (one seed), the default pool (0: a thread a core)."""
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    assert run(["python", "-c", THREADS_BESIDE], repo, env).stdout.split() == ["True", "1"]
+    edit_params(repo, lambda d: d["train"].update(replicates=1))
+    assert run(["python", "-c", THREADS_BESIDE], repo, env).stdout.split() == ["False", "0"]
+
+
 @TENSORFLOW_ONLY
 def test_a_stage_run_alone_writes_nothing_to_stderr(pipeline, tmp_path):
     backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")

@@ -25,10 +25,21 @@ def beside(name: str, members: dict[str, Variant], shared: TrainParams) -> Itera
                            *([] if len(members) > 1 else ["--alone"]))
            if replicates_of(members[name], shared) > 1 else None)
     try:
+        if job is not None and shared.backend == "tensorflow":
+            one_thread_for_seed_42()
         yield job
     finally:
         if job:
             job.stop()  # on any failure the child must not outlive the stage
+
+
+def one_thread_for_seed_42() -> None:
+    """This process's TensorFlow ops on one intra-op thread, while the stack trains beside it on every core. Keras's
+    fit at batch 64 keeps about one core busy, and a pool of a thread a core only competes with the stack: `tuned`'s
+    stage 111 -> 102 s on the 2-core Xeon, its numbers the same to the bit (docs/speed.md). Before the first op."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
 
 
 def main() -> None:
