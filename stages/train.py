@@ -40,16 +40,21 @@ def main() -> None:
         return
     name, members, shared = variant_spec(["stages.train", *sys.argv[1:]])
     spec = members[name]
-    train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
     with other_seeds.beside(name, members, shared) as job:  # the other seeds train meanwhile, in a child process
         from fmnist.core import evaluation, training  # import keras: only after the backend is chosen
 
+        train, val, test = (dataset.load_prepared(split) for split in dataset.SPLITS)
+
         # Every output below is written under a temporary name and swapped in together, or not at all.
         with Transaction(paths.stage_for(name)) as outputs:
-            summary, replicated = training.run(name, spec, shared, train=train, val=val, test=test, outputs=outputs,
-                                               job=job, members=members)
+            summary = training.chapter_seed(name, spec, shared, train=train, val=val, outputs=outputs, members=members)
             model_dir = outputs.folder_of(paths.MODELS_DIR / name)
-            metrics, details, timing, predictions = evaluation.evaluate(name, spec, model_dir, val, test)
+            # Its files scored while the other seeds still train (the child is the longer one).
+            scored = evaluation.score(name, spec, model_dir, val, test)
+            replicated = training.other_seeds_scores(name, spec, shared, train=train, val=val, test=test,
+                                                     outputs=outputs, job=job, members=members)
+            metrics, details, timing, predictions = evaluation.evaluate(name, spec, model_dir, val, test,
+                                                                        chapter_seed=scored)
             outputs.write_text(paths.CONFUSION_DIR / f"{name}.csv", evaluation.confusion_rows(test.y, predictions))
             outputs.write_json(paths.timing_file(name), timing)
             outputs.write_json(paths.details_file(name), details)

@@ -203,6 +203,42 @@ def test_seed_42_keeps_to_one_thread_only_while_the_stack_trains_beside_it(pipel
     assert run(["python", "-c", THREADS_BESIDE], repo, env).stdout.split() == ["False", "0"]
 
 
+ORDER_BESIDE = """
+import sys
+from fmnist.plumbing import processes
+events, start, wait = [], processes.Child.__init__, processes.Child.result
+
+
+def started(self, *args, **kwargs):
+    events.append(f"child started, keras imported: {'keras' in sys.modules}")
+    start(self, *args, **kwargs)
+    from fmnist.core import evaluation  # the backend is chosen (KERAS_BACKEND) by now
+    score = evaluation.score
+    evaluation.score = lambda *a, **k: events.append("seed 42 scored") or score(*a, **k)
+
+
+def waited(self):
+    events.append("waited for the child")
+    return wait(self)
+
+
+processes.Child.__init__, processes.Child.result = started, waited
+sys.argv = ["stages.train", "tiny_relu"]
+from stages import train
+train.main()
+print(events)
+"""
+
+
+@TENSORFLOW_ONLY
+def test_the_other_seeds_start_first_and_seed_42_is_scored_before_the_stage_waits_for_them(pipeline, tmp_path):
+    """The child is the longer of the stage's two processes: it starts before the stage imports keras (seconds), and
+    the stage scores seed 42's files before it waits for the child, not after."""
+    backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")
+    printed = run(["python", "-c", ORDER_BESIDE], repo, env).stdout.splitlines()[-1]
+    assert printed == str(["child started, keras imported: False", "seed 42 scored", "waited for the child"])
+
+
 @TENSORFLOW_ONLY
 def test_a_stage_run_alone_writes_nothing_to_stderr(pipeline, tmp_path):
     backend, repo, env, _, _ = copy_pipeline(pipeline, tmp_path / "repo")

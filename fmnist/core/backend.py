@@ -21,6 +21,14 @@ def requested() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+def choose(backend: str) -> None:
+    """Make ``backend`` ('tensorflow' or 'jax') the one this process and the processes it starts will import keras
+    with, without importing it yet (a child can start meanwhile: use() takes seconds)."""
+    os.environ["KERAS_BACKEND"] = backend
+    # Quiet TensorFlow's logging once absl is up (errors still print) unless the user asked otherwise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def use(backend: str) -> None:
     """Make ``backend`` ('tensorflow' or 'jax') the Keras backend of this process and import keras with it."""
     if "keras" in sys.modules:
@@ -28,8 +36,6 @@ def use(backend: str) -> None:
         if active != backend:
             raise StageError(f"keras was already imported with the {active} backend; cannot switch to {backend}")
         return
-    os.environ["KERAS_BACKEND"] = backend
-    # Quiet TensorFlow's logging once absl is up (errors still print) unless the user asked otherwise.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    choose(backend)
     with compat.modules_hidden(OPTIONAL_EXTRAS.get(backend, ())):
         import keras  # noqa: F401

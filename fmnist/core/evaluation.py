@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -69,15 +70,26 @@ def predict_classes(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.argmax(model.predict(**models.batches(x), verbose=0), axis=1)
 
 
-def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split) -> tuple[dict, dict, dict, np.ndarray]:
-    """Return (metrics, details, timing, test predictions) for the variant saved in model_dir.
+@dataclass
+class ChapterSeedScores:
+    """The chapter seed's files scored (score()): what evaluate() reports of seed 42."""
 
-    metrics: the headline numbers `dvc metrics show` tabulates; details: per class, restore checks.
-    """
+    summary: dict  # its training summary (summary.json)
+    scores: dict  # its entry among the seeds: val/test accuracy and loss, epochs
+    restore: dict  # both of the chapter's restore paths, and whether they agree
+    per_class: dict[str, float]  # test accuracy per class
+    evaluated_file: str
+    parameters: int
+    test_predictions: np.ndarray
+    seconds: float
+
+
+def score(name: str, spec: Variant, model_dir: Path, val: Split, test: Split) -> ChapterSeedScores:
+    """Score the chapter seed's files in model_dir: both restore paths on validation, the evaluated file (the best
+    checkpoint where the variant keeps one, else the whole model) on validation and test."""
     models.end_op_determinism()
     started = time.perf_counter()
     summary = read_summary(model_dir / SUMMARY_FILE, name)
-    replicated, replicates_seconds = read_replicates(model_dir, name)
 
     # Both restore paths of the chapter must give the same model: rebuild + load_weights, then
     # predict + argmax; load_model, then evaluate.
@@ -108,8 +120,7 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
     per_class = {
         CLASS_NAMES[c]: float(np.mean(test_predictions[test.y == c] == c)) for c in range(len(CLASS_NAMES))
     }
-    # The chapter's seed: these files, this evaluation. The other seeds: their scores from training.
-    chapter_seed = {
+    scores = {
         "seed": summary.get("seed"),
         "val_accuracy": float(val_accuracy),
         "val_loss": float(val_loss),
@@ -120,25 +131,40 @@ def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split)
         "best_epoch": summary["best_epoch"],
         "trained": "alone",
     }
-    seed_headline, seed_details = spread.seed_metrics([chapter_seed, *replicated])
-    metrics = {key: chapter_seed[key] for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss",
-                                                  "epochs_run", "stopped_epoch", "best_epoch")}
+    return ChapterSeedScores(summary, scores, restore, per_class, evaluated_file, int(model.count_params()),
+                             test_predictions, time.perf_counter() - started)
+
+
+def evaluate(name: str, spec: Variant, model_dir: Path, val: Split, test: Split, *,
+             chapter_seed: ChapterSeedScores | None = None) -> tuple[dict, dict, dict, np.ndarray]:
+    """Return (metrics, details, timing, test predictions) for the variant saved in model_dir: the chapter seed's
+    files scored (score(), unless already: `chapter_seed`) and the other seeds' results from training.
+
+    metrics: the headline numbers `dvc metrics show` tabulates; details: per class, restore checks.
+    """
+    scored = chapter_seed or score(name, spec, model_dir, val, test)
+    replicated, replicates_seconds = read_replicates(model_dir, name)
+    # The chapter's seed: these files, this evaluation. The other seeds: their scores from training.
+    seed_headline, seed_details = spread.seed_metrics([scored.scores, *replicated])
+    metrics = {key: scored.scores[key] for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss",
+                                                   "epochs_run", "stopped_epoch", "best_epoch")}
     metrics.update(seed_headline)
     details = {
-        "test_accuracy_per_class": per_class,
-        "evaluated_file": evaluated_file,
-        "backend": summary["backend"],
-        "parameters": int(model.count_params()),
-        "restore": restore,
+        "test_accuracy_per_class": scored.per_class,
+        "evaluated_file": scored.evaluated_file,
+        "backend": scored.summary["backend"],
+        "parameters": scored.parameters,
+        "restore": scored.restore,
         "spread": seed_details,
     }
+    summary = scored.summary
     timing = {
         "train_seconds": summary["train_seconds"],
         "seconds_per_epoch": round(summary["train_seconds"] / summary["epochs_run"], 3),
         "replicates_train_seconds": replicates_seconds,
-        "evaluate_seconds": round(time.perf_counter() - started, 3),
+        "evaluate_seconds": round(scored.seconds, 3),
     }
-    return metrics, details, timing, test_predictions
+    return metrics, details, timing, scored.test_predictions
 
 
 def confusion_rows(labels: np.ndarray, predictions: np.ndarray) -> str:

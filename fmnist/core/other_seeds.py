@@ -18,13 +18,15 @@ from fmnist.schema.training import TrainParams, Variant, replicates_of
 def beside(name: str, members: dict[str, Variant], shared: TrainParams) -> Iterator[processes.Child | None]:
     """The train stage's processes, for training `name` (of the family `members`): TensorFlow's start-up chatter
     filtered, the backend chosen, and the variant's other seeds training in this module's child process meanwhile
-    (on a second core; None when the variant has one seed), stopped on any way out of the block."""
+    (on a second core; None when the variant has one seed), stopped on any way out of the block. The child starts
+    first, before this process imports keras: it is the longer of the two."""
     quiet.filter_stderr()  # TensorFlow's start-up notices and other chatter that reports no problem
-    backend.use(shared.backend)
+    backend.choose(shared.backend)  # for the child too, which inherits it
     job = (processes.Child(f"training the other seeds of {name}", __name__, name,
                            *([] if len(members) > 1 else ["--alone"]))
            if replicates_of(members[name], shared) > 1 else None)
     try:
+        backend.use(shared.backend)
         if job is not None and shared.backend == "tensorflow":
             one_thread_for_seed_42()
         yield job

@@ -4,7 +4,6 @@ Import only after fmnist.core.backend.use().
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
@@ -194,30 +193,44 @@ def fit_shared(name: str, members: dict[str, Variant], shared: TrainParams, trai
     return derive(name, members[name], shared, *memo, model_dir=model_dir, history_dir=history_dir)
 
 
-def run(name: str, spec: Variant, shared: TrainParams, *, train: Split, val: Split, test: Split,
-        outputs: Transaction | None = None, job: Child | None = None,
-        members: dict[str, Variant] | None = None) -> tuple[dict, dict | None]:
-    """Train the chapter's seed and the other seeds' replicates (scores only; none when train.replicates is
-    1) into models/<name> and reports/train/<name>, as outputs of the transaction `outputs` (the train stage's,
-    which adds the evaluation's files; without one, a transaction of these two folders alone). `members`: the
-    variants that share name's trajectory (trajectories.family; by default name alone): with others, it is trained
-    once for them all. `job`: the replicates, already training in a child process (the train stage); without one
-    they are trained here, afterwards. Returns (the chapter seed's summary, the replicates' result or None)."""
+def chapter_seed(name: str, spec: Variant, shared: TrainParams, *, train: Split, val: Split, outputs: Transaction,
+                 members: dict[str, Variant] | None = None) -> dict:
+    """Train the chapter's seed into models/<name> and reports/train/<name>, new folders of the transaction `outputs`.
+    `members`: the variants that share name's trajectory (trajectories.family; by default name alone): with others, it
+    is trained once for them all. Returns its summary."""
+    members = members or {name: spec}
+    model_dir, history_dir = outputs.folder(MODELS_DIR / name), outputs.folder(HISTORY_DIR / name)
+    if len(members) > 1:
+        return fit_shared(name, members, shared, train, val, model_dir=model_dir, history_dir=history_dir)
+    return fit(name, spec, shared, train, val, model_dir=model_dir, history_dir=history_dir)
+
+
+def other_seeds_scores(name: str, spec: Variant, shared: TrainParams, *, train: Split, val: Split, test: Split,
+                       outputs: Transaction, job: Child | None = None,
+                       members: dict[str, Variant] | None = None) -> dict | None:
+    """The other seeds' result (scores only; None when the variant has one seed), also written to models/<name>/
+    replicates.json in `outputs` (after chapter_seed): `job`'s, already training in a child process (the train stage),
+    else trained here and now."""
     members = members or {name: spec}
     others = replicates.seeds_of(spec, shared)[1:]
-    with contextlib.nullcontext(outputs) if outputs else Transaction(paths.stage_for(name)) as outputs:
-        model_dir, history_dir = outputs.folder(MODELS_DIR / name), outputs.folder(HISTORY_DIR / name)
-        if len(members) > 1:
-            summary = fit_shared(name, members, shared, train, val, model_dir=model_dir, history_dir=history_dir)
-        else:
-            summary = fit(name, spec, shared, train, val, model_dir=model_dir, history_dir=history_dir)
-        result = None
-        if others:
-            if job:
-                result = job.result()
-            elif len(members) > 1:
-                result = replicates.fit_shared(name, members, shared, others, train=train, val=val, test=test)
-            else:
-                result = replicates.fit(spec, shared, others, train=train, val=val, test=test)
-            atomic.write_json(model_dir / REPLICATES_FILE, result)
+    if not others:
+        return None
+    if job:
+        result = job.result()
+    elif len(members) > 1:
+        result = replicates.fit_shared(name, members, shared, others, train=train, val=val, test=test)
+    else:
+        result = replicates.fit(spec, shared, others, train=train, val=val, test=test)
+    atomic.write_json(outputs.folder_of(MODELS_DIR / name) / REPLICATES_FILE, result)
+    return result
+
+
+def run(name: str, spec: Variant, shared: TrainParams, *, train: Split, val: Split, test: Split,
+        members: dict[str, Variant] | None = None) -> tuple[dict, dict | None]:
+    """chapter_seed, then other_seeds_scores, in a transaction of these two folders alone. Returns (the chapter seed's
+    summary, the other seeds' result or None)."""
+    with Transaction(paths.stage_for(name)) as outputs:
+        summary = chapter_seed(name, spec, shared, train=train, val=val, outputs=outputs, members=members)
+        result = other_seeds_scores(name, spec, shared, train=train, val=val, test=test, outputs=outputs,
+                                    members=members)
     return summary, result
