@@ -1,5 +1,10 @@
-"""The machine a benchmark ran on, to print beside its figures (timings mean nothing without it)."""
+"""The machine a benchmark ran on, to print beside its figures (timings mean nothing without it), and the clone of
+this repository a benchmark runs the pipeline in."""
+import os
 import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_name() -> str:
@@ -9,3 +14,19 @@ def cpu_name() -> str:
     except FileNotFoundError:
         return "?"
     return next((line.split(":", 1)[1].strip() for line in listing.splitlines() if line.startswith("Model name")), "?")
+
+
+def clone(rev: str, folder: Path) -> Path:
+    """This repository at `rev`, cloned into `folder` (new), with this checkout's .venv: no DVC cache, no outputs."""
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True)
+    subprocess.run(["git", "-C", str(folder), "checkout", "--quiet", rev], check=True)
+    (folder / ".venv").symlink_to(ROOT / ".venv")
+    return folder
+
+
+def pipeline_env() -> dict[str, str]:
+    """The environment a clone's stages and DVC run in: this checkout's .venv first on PATH, TensorFlow's start-up
+    chatter quiet unless the caller set otherwise."""
+    env = dict(os.environ, PATH=f"{ROOT / '.venv/bin'}:{os.environ['PATH']}")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env

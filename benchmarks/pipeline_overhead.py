@@ -27,7 +27,6 @@ from pathlib import Path
 
 import machine  # benchmarks/machine.py, beside this script
 
-ROOT = Path(__file__).resolve().parent.parent
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 WHOLE_STAGES_ARE_WORK = ("baseline", "plot", "report")
 
@@ -79,10 +78,7 @@ def main() -> None:
         sys.exit("set FASHION_MNIST_MIRROR to the folder of the four Fashion-MNIST files "
                  "(e.g. ../shared/fashion-mnist)")
 
-    clone = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-overhead-")) / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", args.rev], check=True)
-    (clone / ".venv").symlink_to(ROOT / ".venv")
+    clone = machine.clone(args.rev, args.keep or Path(tempfile.mkdtemp(prefix="fmnist-overhead-")) / "repo")
     if args.replicates is not None:
         params_file = clone / "params.yaml"
         # train.replicates (two spaces in) and every variant's own (four: power-chosen seeds, docs/statistics.md)
@@ -91,8 +87,7 @@ def main() -> None:
         if count == 0:
             sys.exit(f"{args.rev}: params.yaml has no train.replicates to set")
         params_file.write_text(text)
-    env = dict(os.environ, PATH=f"{ROOT / '.venv/bin'}:{os.environ['PATH']}")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env = machine.pipeline_env()
 
     wall, starts = timed_run(["dvc", "repro", "-f"], clone, env, clone.parent / "repro.log")
     durations = stage_durations(wall, starts)
