@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from fmnist.schema.training import TrainParams, VariantsParams
-
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = ["softmax", "relu100", "relu100_adam", "dropout30_saved"]
 
@@ -31,6 +29,7 @@ def measure(backend_name: str, names: list[str], seeds: list[int]) -> dict:
     os.chdir(ROOT)
     from fmnist.core import backend, dataset
     from fmnist.plumbing import params
+    from fmnist.schema.training import TrainParams, VariantsParams
 
     backend.use(backend_name)
     import keras

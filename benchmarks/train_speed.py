@@ -27,8 +27,6 @@ from pathlib import Path
 
 import machine  # benchmarks/machine.py, beside this script
 
-from fmnist.schema.training import TrainParams, VariantsParams
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,6 +36,7 @@ def measure(style: str, backend_name: str, epochs: int) -> dict:
     os.chdir(ROOT)
     from fmnist.core import backend, dataset
     from fmnist.plumbing import params
+    from fmnist.schema.training import TrainParams, VariantsParams
 
     backend.use(backend_name)
     import keras

@@ -2,9 +2,11 @@
 quote are today's.
 
 Commands: every shell line in a ```bash block, every `$ ` line of an output block, and every inline `make ...`,
-`python -m ...`, `dvc ...` or `gto ...`, in the pages and in the reports users read (summary, model card). Each
-`make` target must be in the Makefile, each `python -m` module must exist, and each `--flag` must appear in that
-command's `--help`; each `dvc`/`gto` subcommand must exist in the pinned version and take the options given.
+`python -m ...`, `python benchmarks/...`, `dvc ...` or `gto ...`, in the pages and in the reports users read
+(summary, model card). Each `make` target must be in the Makefile, each `python -m` module and benchmark script
+must exist, and each `--flag` must appear in that command's `--help` (a benchmark's, up to a bare `--`: what
+follows is for the program it runs); each `dvc`/`gto` subcommand must exist in the pinned version and take the
+options given.
 
 Figures: every number with four or more decimals outside bash blocks, `<!-- measured ... -->` sections and the gate
 example must be tied to the one value it states, in a form this module checks: the README's results table (row by
@@ -33,7 +35,7 @@ from pathlib import Path
 import yaml
 
 TOOLS = ("make", "python", "dvc", "gto")
-INLINE = re.compile(r"`((?:make|python -m|dvc|gto) [^`]+)`")
+INLINE = re.compile(r"`((?:make |python -m |python benchmarks/|dvc |gto )[^`]+)`")
 NUMBER = re.compile(r"(?<![\d.])\d\.\d{4,}(?!\d|\.\d)")  # a full stop after it ends a sentence
 MEASURED = re.compile(r"<!-- measured.*?-->.*?<!-- /measured -->", re.S)
 GATE_EXAMPLE = re.compile(r"<!-- gate example.*?-->.*?<!-- /gate example -->", re.S)  # checked whole: gate_example
@@ -134,7 +136,13 @@ def command_problems(root: Path, page: Path, line: str) -> list[str]:
                 if target not in make_targets(root):
                     found.append(f"{where}: make target '{target}' is not in the Makefile")
             continue
-        if tool == "python":
+        if tool == "python" and len(words) > 1 and words[1].startswith("benchmarks/"):
+            if not (root / words[1]).is_file():
+                found.append(f"{where}: script '{words[1]}' does not exist")
+                continue
+            command = ("python", words[1])
+            words = words[:words.index("--")] if "--" in words else words  # after --: options of what it runs
+        elif tool == "python":
             if len(words) < 3 or words[1] != "-m":
                 continue
             module = words[2]

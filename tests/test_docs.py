@@ -47,10 +47,10 @@ def test_the_gate_example_is_the_gate_run_on_the_committed_metrics(tmp_path):
 
 @pytest.fixture
 def docs_copy(tmp_path):
-    """The docs, the Makefile, params.yaml and reports/ in a folder of their own, to break."""
+    """The docs, the Makefile, params.yaml, reports/ and the code they name in a folder of their own, to break."""
     for name in ("README.md", "Makefile", "params.yaml"):
         shutil.copy2(REPO_ROOT / name, tmp_path / name)
-    for name in ("docs", "reports", "fmnist", "stages"):
+    for name in ("docs", "reports", "fmnist", "stages", "benchmarks"):
         shutil.copytree(REPO_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
     return tmp_path
 
@@ -61,13 +61,20 @@ def add(page, text):
 
 def test_a_missing_make_target_module_or_flag_is_named(docs_copy):
     add(docs_copy / "docs/ci.md", "```bash\nmake tset\npython -m fmnist.tools.predict --no-such-flag x.png\n"
-                                  "python -m fmnist.predict x.png\n```")
+                                  "python -m fmnist.predict x.png\n```\n"
+                                  "Time it: `python benchmarks/stage_turns.py --revs HEAD -- train tuned`, "
+                                  "`python benchmarks/stage_turn.py -- train tuned`, and "
+                                  "`python benchmarks/suite_cpu.py --top 5 -- --max-test-seconds 60` (pytest's).")
     problems = docs_check.all_command_problems(docs_copy)
     assert "docs/ci.md: `make tset`: make target 'tset' is not in the Makefile" in problems
     assert ("docs/ci.md: `python -m fmnist.tools.predict --no-such-flag x.png`: `python -m fmnist.tools.predict` "
             "has no option --no-such-flag") in problems
     assert "docs/ci.md: `python -m fmnist.predict x.png`: module 'fmnist.predict' does not exist" in problems
-    assert len(problems) == 3
+    assert ("docs/ci.md: `python benchmarks/stage_turns.py --revs HEAD -- train tuned`: "
+            "`python benchmarks/stage_turns.py` has no option --revs") in problems
+    assert ("docs/ci.md: `python benchmarks/stage_turn.py -- train tuned`: script 'benchmarks/stage_turn.py' does "
+            "not exist") in problems
+    assert len(problems) == 5  # suite_cpu.py's --top is its own, and what follows -- is pytest's
 
 
 def test_a_stale_command_in_the_model_card_is_named(docs_copy):
