@@ -2,6 +2,7 @@
 this repository a benchmark runs the pipeline in."""
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +31,10 @@ def pipeline_env() -> dict[str, str]:
     env = dict(os.environ, PATH=f"{ROOT / '.venv/bin'}:{os.environ['PATH']}")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
+
+
+def require_mirror() -> None:
+    """Exit with what to set unless $FASHION_MNIST_MIRROR names the data (the clones have no internet to rely on)."""
+    if not os.environ.get("FASHION_MNIST_MIRROR"):
+        sys.exit("set FASHION_MNIST_MIRROR to the folder of the four Fashion-MNIST files "
+                 "(e.g. ../shared/fashion-mnist)")

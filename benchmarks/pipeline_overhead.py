@@ -74,9 +74,7 @@ def main() -> None:
     parser.add_argument("--exp", metavar="KEY=VALUE", help="then time one `dvc exp run -S KEY=VALUE`")
     parser.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
     args = parser.parse_args()
-    if not os.environ.get("FASHION_MNIST_MIRROR"):
-        sys.exit("set FASHION_MNIST_MIRROR to the folder of the four Fashion-MNIST files "
-                 "(e.g. ../shared/fashion-mnist)")
+    machine.require_mirror()
 
     clone = machine.clone(args.rev, args.keep or Path(tempfile.mkdtemp(prefix="fmnist-overhead-")) / "repo")
     if args.replicates is not None:

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import machine  # benchmarks/machine.py, beside this script
 
+sys.path.insert(0, str(machine.ROOT))
+from fmnist.core.trajectories import MEMO_DIR  # noqa: E402  (the families' kept trajectories, in each clone)
+
 RESULTS = ("reports/metrics", "reports/evaluation", "reports/confusion")  # no seconds in them: same run, same bytes
-MEMOS = ".dvc/tmp/trajectories"  # fmnist.core.trajectories.MEMO_DIR
 
 
 def commit_of(rev: str) -> str:
@@ -49,7 +51,7 @@ def results_digest(clone: Path) -> dict[str, str]:
 
 def timed_stage(clone: Path, command: list[str], env: dict[str, str], log: Path) -> float:
     """Seconds `command` took in `clone`, from scratch (no kept trajectory); its output goes to `log`."""
-    shutil.rmtree(clone / MEMOS, ignore_errors=True)
+    shutil.rmtree(clone / MEMO_DIR, ignore_errors=True)
     started = time.perf_counter()
     with open(log, "w") as out:
         finished = subprocess.run(command, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -69,9 +71,7 @@ def main() -> None:
     revs = args.rev or ["HEAD", "WORKTREE"]
     if len(revs) < 2 or args.rounds < 1:
         sys.exit("give two revisions or more (--rev A --rev B) and at least one round")
-    if not os.environ.get("FASHION_MNIST_MIRROR"):
-        sys.exit("set FASHION_MNIST_MIRROR to the folder of the four Fashion-MNIST files "
-                 "(e.g. ../shared/fashion-mnist)")
+    machine.require_mirror()
 
     env = machine.pipeline_env()
     command = [sys.executable, "-m", f"stages.{args.stage[0]}", *args.stage[1:]]
