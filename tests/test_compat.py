@@ -116,6 +116,15 @@ def test_dvc_tracks_a_file_in_its_cache_by_a_dvc_file(dvc_repo, monkeypatch, cap
         "dvc", "3.67, Repo.scm_context.quiet", "make tune would print DVC's git hint beside its own")
 
 
+def test_dvc_posts_no_usage_report_from_a_repository_a_test_made(dvc_repo, monkeypatch):
+    from dvc import analytics
+
+    monkeypatch.chdir(dvc_repo)  # `dvc init`'s config: analytics on unless the environment says otherwise
+    assert analytics.is_enabled() is False, broke(
+        "dvc", "3.67, off while DVC_NO_ANALYTICS is set (tests/conftest.py sets it)",
+        "every DVC command of the tests would start a process that posts a usage report to analytics.dvc.org")
+
+
 def test_dvc_queue_status_names_a_queued_experiment(dvc_repo):
     status = run([sys.executable, "-m", "dvc", "queue", "status"], dvc_repo).stdout
     assert not experiments.queue_has_queued(status)
