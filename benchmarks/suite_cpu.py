@@ -10,9 +10,11 @@ with two recorders beside it, both in a temporary folder on PYTHONPATH:
 
 A process is the cost of the test running on its worker when it ended. Prints the CPU by module and by kind of
 process (those that import TensorFlow, the DVC command line, the rest), the run's wall time, and the floor
-CPU / cores: the wall time of a perfectly packed run on this machine. Processes started with a PYTHONPATH of
-their own (a few tests set one) load no recorder; the line "recorded" says how much of the run's CPU that
-leaves out (the rest: git, PostgreSQL, killed processes).
+CPU / cores: the wall time of a perfectly packed run on this machine. The gap between the two is idle cores: a
+sampler reads the machine's idle time (/proc/stat, Linux) every half second, and the run's idle core-seconds are
+shared out among the tests running at the time (none running on a worker: its start, or its end of the run).
+Processes started with a PYTHONPATH of their own (a few tests set one) load no recorder; the line "recorded" says
+how much of the run's CPU that leaves out (the rest: git, PostgreSQL, killed processes).
 
     python benchmarks/suite_cpu.py                    # the whole suite
     python benchmarks/suite_cpu.py -- tests/test_sweep.py
@@ -30,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -102,11 +105,41 @@ def running_test(process: dict, windows: dict) -> str | None:
     return None
 
 
+def idle_samples(stop: threading.Event, period: float = 0.5) -> list[tuple[float, float]]:
+    """[(time, idle core-seconds since the previous sample)] from /proc/stat until `stop` is set; [] off Linux."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return []
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def idle() -> float:  # the first line sums every core: user nice system idle iowait ...
+        fields = stat.read_text().split("\n", 1)[0].split()
+        return (int(fields[4]) + int(fields[5])) / tick
+
+    samples, last = [], idle()
+    while not stop.wait(period):
+        now = idle()
+        samples.append((time.time(), now - last))
+        last = now
+    return samples
+
+
+def idle_by_test(samples: list[tuple[float, float]], windows: dict) -> collections.Counter:
+    """Each sample's idle core-seconds shared equally among the workers; a worker's share goes to its running test."""
+    shares = collections.Counter()
+    for moment, idle in samples:
+        for worker in windows:
+            node = next((n for start, end, n in windows[worker] if start <= moment <= end), None)
+            shares[node or f"(no test on {worker})"] += idle / len(windows)
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=15, help="how many modules to list (default 15)")
     parser.add_argument("--keep", type=Path, metavar="FOLDER",
-                        help="also copy the raw records there (processes.jsonl, tests.jsonl), to look into further")
+                        help="also copy the raw records there (processes.jsonl, tests.jsonl, idle.jsonl), "
+                             "to look into further")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest (default: the whole suite)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="suite-cpu-") as folder:
@@ -118,9 +151,14 @@ def main() -> None:
                "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
         # The Makefile's own test command (workers, distribution); the plugin rides in through PYTEST_ARGS.
         command = ["make", "-s", "test", f"PYTEST_ARGS={shlex.join(['-p', 'suite_cpu_plugin', *args.pytest_args])}"]
+        stop, samples = threading.Event(), []
+        sampler = threading.Thread(target=lambda: samples.extend(idle_samples(stop)), daemon=True)
         started = time.monotonic()
+        sampler.start()
         result = subprocess.run(command, cwd=ROOT, env=env)  # its output as `make test` shows it
         wall = time.monotonic() - started
+        stop.set()
+        sampler.join()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         processes = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         events = [json.loads(line) for line in tests.read_text().splitlines()] if tests.exists() else []
@@ -129,6 +167,7 @@ def main() -> None:
             for record in (log, tests):
                 if record.exists():
                     shutil.copy2(record, args.keep / record.name)
+            (args.keep / "idle.jsonl").write_text("".join(json.dumps(sample) + "\n" for sample in samples))
     cores = os.cpu_count() or 1
     run_cpu = children.ru_utime + children.ru_stime
     recorded = sum(p["cpu"] for p in processes)
@@ -157,6 +196,11 @@ def main() -> None:
     print("\nCPU s  wall s  module (wall: its tests' time on their worker, a shared pipeline's build included)")
     for module, cpu in modules.most_common(args.top):
         print(f"{cpu:5.0f}  {walls.get(module, 0):6.0f}  {module}")
+    if samples and windows:
+        shares = idle_by_test(samples, windows)
+        print(f"\nidle core-seconds: {sum(idle for _, idle in samples):.0f} in all; the tests they fell in")
+        for node, idle in shares.most_common(args.top):
+            print(f"{idle:5.1f}  {node}")
     sys.exit(result.returncode)
 
 
