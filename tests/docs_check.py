@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import json
 import re
 import shlex
@@ -103,30 +104,47 @@ def make_targets(root: Path) -> frozenset[str]:
     return frozenset(re.findall(r"^([a-z][a-z0-9-]*):(?!=)", text, re.M))
 
 
-@functools.lru_cache(maxsize=None)
-def help_text(root: Path, command: tuple[str, ...]) -> tuple[int, str]:
-    """(exit status, output) of `<command> --help`, run in the project's environment."""
+def code_digest(root: Path) -> str:
+    """What a command's --help can depend on in the project: its code and params.yaml. Two folders with the same
+    digest (the repository and a test's copy of it, with only its docs changed) give the same help texts."""
+    digest = hashlib.sha256()
+    for path in sorted(path for folder in ("fmnist", "stages", "benchmarks") for path in (root / folder).rglob("*.py")):
+        digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes())
+    if (root / "params.yaml").is_file():
+        digest.update((root / "params.yaml").read_bytes())
+    return digest.hexdigest()
+
+
+_HELP_TEXTS: dict[tuple[str, tuple[str, ...]], tuple[int, str]] = {}  # {(code_digest, command): help_text}
+
+
+def help_text(root: Path, code: str, command: tuple[str, ...]) -> tuple[int, str]:
+    """(exit status, output) of `<command> --help`, run in the project's environment; kept by the code's digest,
+    so the test module's several checks (the repository's, copies with broken docs) start each command once."""
+    if (code, command) in _HELP_TEXTS:
+        return _HELP_TEXTS[code, command]
     if command[0] == "python":
         args = [sys.executable, *command[1:], "--help"]
     else:
         args = [sys.executable, "-m", command[0], *command[1:], "--help"] if command[0] == "dvc" else \
             [str(Path(sys.executable).parent / command[0]), *command[1:], "--help"]
     result = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=120)
-    return result.returncode, result.stdout + result.stderr
+    _HELP_TEXTS[code, command] = result.returncode, result.stdout + result.stderr
+    return _HELP_TEXTS[code, command]
 
 
-def _subcommand(root: Path, words: list[str]) -> tuple[str, ...]:
+def _subcommand(root: Path, code: str, words: list[str]) -> tuple[str, ...]:
     """`dvc exp run ...` is the subcommand ('dvc', 'exp', 'run') when its help's usage line says `exp run`;
     otherwise the first word is (`dvc repro select` is `dvc repro` with a target)."""
     if len(words) > 2 and re.fullmatch(r"[a-z][a-z-]*", words[2]):
-        status, said = help_text(root, tuple(words[:3]))
+        status, said = help_text(root, code, tuple(words[:3]))
         usage = next((line.split() for line in said.splitlines() if line.lower().startswith("usage:")), [])
         if status == 0 and words[2] in usage[3:4]:  # usage: dvc experiments run (exp is an alias of experiments)
             return tuple(words[:3])
     return tuple(words[:2])
 
 
-def command_problems(root: Path, page: Path, line: str) -> list[str]:
+def command_problems(root: Path, code: str, page: Path, line: str) -> list[str]:
     where = f"{page.relative_to(root)}: `{line}`"
     found = []
     for words in _words(line):
@@ -154,12 +172,12 @@ def command_problems(root: Path, page: Path, line: str) -> list[str]:
             command = ("python", "-m", module)
             rest = words[3:]
             if rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]):  # a subcommand (sweep run, tune promote)
-                status, _ = help_text(root, (*command, rest[0]))
+                status, _ = help_text(root, code, (*command, rest[0]))
                 if status == 0:
                     command = (*command, rest[0])
         else:
-            command = _subcommand(root, words)
-        status, said = help_text(root, command)
+            command = _subcommand(root, code, words)
+        status, said = help_text(root, code, command)
         if status != 0:
             found.append(f"{where}: `{' '.join(command)}` does not exist (its --help fails)")
             continue
@@ -173,8 +191,9 @@ def all_command_problems(root: Path) -> list[str]:
     """Every command of the docs pages and of the generated reports a user reads (the summary, the model card)."""
     generated = [path for path in (root / "reports/summary.md", root / "reports/model_card.md") if path.is_file()]
     jobs = [(page, line) for page in [*pages(root), *generated] for line in commands(page.read_text(encoding="utf-8"))]
+    code = code_digest(root)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = pool.map(lambda job: command_problems(root, *job), jobs)
+        results = pool.map(lambda job: command_problems(root, code, *job), jobs)
     return [problem for problems in results for problem in problems]
 
 

@@ -95,6 +95,20 @@ def test_a_wrong_dvc_or_gto_subcommand_or_option_is_named(docs_copy):
     assert len(problems) == 3
 
 
+def test_help_texts_are_shared_by_copies_with_the_same_code_and_params_only(docs_copy):
+    """The command check keeps each --help by the code's digest: a copy whose docs alone differ shares the
+    repository's; a changed option in the code or a changed params.yaml must not reuse them."""
+    add(docs_copy / "docs/ci.md", "`make tset`")
+    assert docs_check.code_digest(docs_copy) == docs_check.code_digest(REPO_ROOT)
+    predict = docs_copy / "fmnist/tools/predict.py"
+    text = predict.read_text()
+    predict.write_text(text + "\n")
+    assert docs_check.code_digest(docs_copy) != docs_check.code_digest(REPO_ROOT)
+    predict.write_text(text)
+    add(docs_copy / "params.yaml", "# a comment")
+    assert docs_check.code_digest(docs_copy) != docs_check.code_digest(REPO_ROOT)
+
+
 def test_a_figure_not_tied_to_what_it_states_is_named_in_prose_and_output_but_not_in_commands_or_measurements(
         docs_copy):
     """0.8922 is tuned's mean today and 0.8478 softmax's: a check that accepted any value in reports/ would pass
