@@ -98,7 +98,7 @@ def test_exp_run_set_reaches_list_items_and_new_keys(set_experiment, repo):
 def test_a_two_job_queue_runs_both_experiments(repo):
     repo, env = repo
     # The train stage as the target: the queue is the subject, and the stages after it (assess, select, plot,
-    # report: 9 CPU-s an experiment) would only make the two jobs longer.
+    # report: about 8 CPU-s an experiment) would only make the two jobs longer.
     queued = run(["dvc", "exp", "run", "--queue", "-S", "variants.tiny_stopping.hidden.0.dropout=0.1,0.5",
                   "train@tiny_stopping"], repo, env)
     assert queued.stdout.count("Queued experiment") == 2

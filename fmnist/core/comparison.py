@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special  # Student's t and the normal distribution: what scipy.stats computes them with
 
-
 from fmnist.core.spread import Spread
 
 POWER = 0.8  # the chance with which a comparison catches its detectable drop
