@@ -6,15 +6,17 @@ with two recorders beside it, both in a temporary folder on PYTHONPATH:
 - a sitecustomize that every Python process of the run loads (pytest, its workers, DVC, the stages, their
   child processes), recording at exit its own CPU time (user + system), command line and xdist worker; it wraps
   os._exit too, which the stages call to skip TensorFlow's teardown;
-- a pytest plugin recording when each test starts and ends on its worker.
+- a pytest plugin recording when each test starts and ends on its worker, and the worker's own CPU time then.
 
-A process is the cost of the test running on its worker when it ended. Prints the CPU by module and by kind of
-process (those that import TensorFlow, the DVC command line, the rest), the run's wall time, and the floor
-CPU / cores: the wall time of a perfectly packed run on this machine. The gap between the two is idle cores: a
-sampler reads the machine's idle time (/proc/stat, Linux) every half second, and the run's idle core-seconds are
-shared out among the tests running at the time (none running on a worker: its start, or its end of the run).
-Processes started with a PYTHONPATH of their own (a few tests set one) load no recorder; the line "recorded" says
-how much of the run's CPU that leaves out (the rest: git, PostgreSQL, killed processes).
+A process is the cost of the test running on its worker when it ended; a worker's own CPU between a test's start and
+end (what the test runs in-process: imports, Keras on tiny data, the docs' checks) is the test's too. Prints the CPU
+by module and by kind of process (those that import TensorFlow, the DVC command line, the rest), the tests that cost
+their worker most, the run's wall time, and the floor CPU / cores: the wall time of a perfectly packed run on this
+machine. The gap between the two is idle cores: a sampler reads the machine's idle time (/proc/stat, Linux) every
+half second, and the run's idle core-seconds are shared out among the tests running at the time (none running on a
+worker: its start, or its end of the run). Processes started with a PYTHONPATH of their own (a few tests set one)
+load no recorder; the line "recorded" says how much of the run's CPU that leaves out (the rest: git, PostgreSQL,
+killed processes).
 
     python benchmarks/suite_cpu.py                    # the whole suite
     python benchmarks/suite_cpu.py -- tests/test_sweep.py
@@ -49,7 +51,7 @@ def _record():
     _logged.append(1)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     line = json.dumps({"end": time.time(), "cpu": usage.ru_utime + usage.ru_stime, "argv": sys.argv[:3],
-                       "worker": os.environ.get("PYTEST_XDIST_WORKER", "")})
+                       "worker": os.environ.get("PYTEST_XDIST_WORKER", ""), "pid": os.getpid()})
     with open(os.environ["SUITE_CPU_LOG"], "a") as log:  # one short line in append mode: written whole
         log.write(line + "\\n")
 atexit.register(_record)
@@ -61,12 +63,14 @@ os._exit = _recorded_exit
 '''
 
 PLUGIN = '''
-import json, os, time
+import json, os, resource, time
 def _note(kind, nodeid):
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # the worker's own CPU: what a test runs in-process
         with open(os.environ["SUITE_CPU_TESTS"], "a") as log:
             log.write(json.dumps({"t": time.time(), "kind": kind, "node": nodeid,
-                                  "worker": os.environ["PYTEST_XDIST_WORKER"]}) + "\\n")
+                                  "worker": os.environ["PYTEST_XDIST_WORKER"], "pid": os.getpid(),
+                                  "cpu": usage.ru_utime + usage.ru_stime}) + "\\n")
 def pytest_runtest_logstart(nodeid, location):
     _note("start", nodeid)
 def pytest_runtest_logfinish(nodeid, location):
@@ -95,6 +99,22 @@ def spans_by_worker(events: list[dict]) -> dict[str, list[tuple[float, float, st
         elif key in started:
             windows[event["worker"]].append((started.pop(key), event["t"], event["node"]))
     return windows
+
+
+def in_process(events: list[dict]) -> tuple[collections.Counter, set[int]]:
+    """({test id: CPU its worker spent between its start and its end}, the workers' process ids): what a test runs
+    in the worker itself (imports, Keras on tiny data, the docs' checks), which no process of its own records."""
+    started, spent, workers = {}, collections.Counter(), set()
+    for event in events:
+        if "cpu" not in event:  # a record from before the workers' CPU was noted
+            continue
+        workers.add(event["pid"])
+        key = (event["worker"], event["node"])
+        if event["kind"] == "start":
+            started[key] = event["cpu"]
+        elif key in started:
+            spent[event["node"]] += event["cpu"] - started.pop(key)
+    return spent, workers
 
 
 def running_test(process: dict, windows: dict) -> str | None:
@@ -186,16 +206,27 @@ def main() -> None:
     for kind, cpu in kinds.most_common():
         print(f"{cpu:5.0f}  {counts[kind]:9d}  {cpu / counts[kind]:6.2f}  {kind}")
     windows = spans_by_worker(events)
+    spent, workers = in_process(events)
     modules, walls = collections.Counter(), collections.Counter()
     for process in processes:
+        if process.get("pid") in workers:  # a worker: its tests' in-process CPU is theirs (below), the rest between
+            modules["(a worker's own, between tests)"] += process["cpu"]
+            continue
         node = running_test(process, windows)
         modules[node.split("::")[0] if node else "(between tests)"] += process["cpu"]
+    for node, cpu in spent.items():
+        modules[node.split("::")[0]] += cpu
+        modules["(a worker's own, between tests)"] -= cpu
     for spans in windows.values():
         for start, end, node in spans:
             walls[node.split("::")[0]] += end - start
     print("\nCPU s  wall s  module (wall: its tests' time on their worker, a shared pipeline's build included)")
     for module, cpu in modules.most_common(args.top):
         print(f"{cpu:5.0f}  {walls.get(module, 0):6.0f}  {module}")
+    if spent:
+        print(f"\nin the workers' own processes: {sum(spent.values()):.0f} CPU-s during tests; the tests")
+        for node, cpu in spent.most_common(args.top):
+            print(f"{cpu:5.1f}  {node}")
     if samples and windows:
         shares = idle_by_test(samples, windows)
         print(f"\nidle core-seconds: {sum(idle for _, idle in samples):.0f} in all; the tests they fell in")
