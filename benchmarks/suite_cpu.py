@@ -106,8 +106,6 @@ def in_process(events: list[dict]) -> tuple[collections.Counter, set[int]]:
     in the worker itself (imports, Keras on tiny data, the docs' checks), which no process of its own records."""
     started, spent, workers = {}, collections.Counter(), set()
     for event in events:
-        if "cpu" not in event:  # a record from before the workers' CPU was noted
-            continue
         workers.add(event["pid"])
         key = (event["worker"], event["node"])
         if event["kind"] == "start":
