@@ -102,8 +102,8 @@ def main() -> None:
         return
     if not (ROOT / "data/prepared/train.npz").is_file():
         sys.exit("data/prepared is missing: run `dvc repro prepare` first")
-    if args.epochs < 2:
-        sys.exit("--epochs: at least 2 (the first compiles and is not counted)")
+    if args.epochs < 3:
+        sys.exit("--epochs: at least 3 (the first compiles and is not counted; the median of the others counts)")
 
     import yaml
 
@@ -130,7 +130,9 @@ def main() -> None:
     print(f"{args.variant}: a stack of {replicates} seeds, batch {batch}, {args.epochs} epochs a configuration "
           f"(the first not counted); {machine.cpu_name()}, {os.cpu_count()} cores")
     print(f"floor: {gflop:.0f} GFLOP of products an epoch at the stacked shapes' rate = {floor_seconds:.2f} s")
-    labels = {without: ", ".join(f"{spec['optimizer']['name']} as plain SGD" if part == "optimizer" else f"no {part}"
+    options = ", ".join(f"{key}={value}" for key, value in spec["optimizer"].items() if key != "name")
+    optimizer = spec["optimizer"]["name"] + (f"({options})" if options else "")  # e.g. sgd(momentum=0.9, nesterov=True)
+    labels = {without: ", ".join(f"{optimizer} as plain SGD" if part == "optimizer" else f"no {part}"
                                  for part in without) or "as declared" for without in steady}
     width = max(map(len, labels.values()))
     print(f"{'configuration':<{width}} {'s/epoch':>8} {'x floor':>8} {'part':>8} {'share':>6}")
