@@ -89,30 +89,33 @@ def kind_of(argv: list[str]) -> str:
     return "everything else (pytest and its workers, other stages, gto, scripts)"
 
 
-def spans_by_worker(events: list[dict]) -> dict[str, list[tuple[float, float, str]]]:
-    """{worker: [(start, end, test id)]}"""
-    started, windows = {}, collections.defaultdict(list)
+def test_spans(events: list[dict]) -> list[tuple[dict, dict]]:
+    """(its start event, its finish event) of every test, in the order they finished."""
+    started, spans = {}, []
     for event in events:
         key = (event["worker"], event["node"])
         if event["kind"] == "start":
-            started[key] = event["t"]
+            started[key] = event
         elif key in started:
-            windows[event["worker"]].append((started.pop(key), event["t"], event["node"]))
+            spans.append((started.pop(key), event))
+    return spans
+
+
+def spans_by_worker(events: list[dict]) -> dict[str, list[tuple[float, float, str]]]:
+    """{worker: [(start, end, test id)]}"""
+    windows = collections.defaultdict(list)
+    for start, finish in test_spans(events):
+        windows[finish["worker"]].append((start["t"], finish["t"], finish["node"]))
     return windows
 
 
 def in_process(events: list[dict]) -> tuple[collections.Counter, set[int]]:
     """({test id: CPU its worker spent between its start and its end}, the workers' process ids): what a test runs
     in the worker itself (imports, Keras on tiny data, the docs' checks), which no process of its own records."""
-    started, spent, workers = {}, collections.Counter(), set()
-    for event in events:
-        workers.add(event["pid"])
-        key = (event["worker"], event["node"])
-        if event["kind"] == "start":
-            started[key] = event["cpu"]
-        elif key in started:
-            spent[event["node"]] += event["cpu"] - started.pop(key)
-    return spent, workers
+    spent = collections.Counter()
+    for start, finish in test_spans(events):
+        spent[finish["node"]] += finish["cpu"] - start["cpu"]
+    return spent, {event["pid"] for event in events}
 
 
 def running_test(process: dict, windows: dict) -> str | None:
