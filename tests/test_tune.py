@@ -147,13 +147,13 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
         [str(p.relative_to(repo)) for p in (repo / paths.TUNING_DIR).iterdir() if p.name != "README.md"]
         + ["tuning/study.db.dvc"])
 
-    # Interrupted mid-trial (Ctrl-C): that trial is marked failed; running again resumes.
-    worker = subprocess.Popen([sys.executable, "-m", "fmnist.tools.tune", "--trials", "5"], cwd=repo, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: running_trials(repo / "tuning/study.db"), timeout=120, interval=0.05)
-    worker.send_signal(signal.SIGINT)
-    _, err = worker.communicate(timeout=60)
-    assert worker.returncode == 130 and "interrupted" in err, err
+    # Interrupted mid-trial (Ctrl-C): that trial is marked failed; running again resumes. The Ctrl-C comes the moment
+    # one of the trial's reads of the study has run, its rows not yet fetched: a KeyboardInterrupt there kept the
+    # read's lock on the file (its cursor lives on in the traceback), and Optuna could not record the trial's end
+    # ("database is locked", after SQLite's 5 s wait). A Ctrl-C at a random moment early in a trial hit it 1 in 20.
+    worker = subprocess.run([sys.executable, "-c", CTRL_C_AFTER_A_TRIALS_READ, "--trials", "5"], cwd=repo,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 130 and "interrupted" in worker.stderr, worker.stderr
     resumed = tune(repo, env, "--trials", "5")
     assert "5 of 5" not in resumed.stdout.splitlines()[0] and " of 5 trials finished" in resumed.stdout
     table = trials_table(repo)
@@ -163,17 +163,21 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
     assert set(experiments(repo, env)) == {f"fashion-mnist-trial-{int(row['number']):03d}" for row in finished}
 
 
-def running_trials(database: Path) -> list[int]:
-    """Trials the worker is in. A Ctrl-C there fails the trial: its objective runs under interrupts_allowed, which
-    also raises one held since the trial began. Not "past its first epoch": on the tiny data a trial spends about
-    1.5 s building and compiling, then 15-140 ms in its epochs (measured, 2026-12-06), which a poll every 0.2 s
-    missed in both of the run's trials now and then."""
-    import sqlite3
-
-    if not database.exists():
-        return []
-    with sqlite3.connect(database) as connection:
-        return [n for (n,) in connection.execute("SELECT number FROM trials WHERE state = 'RUNNING'")]
+# The tune command, with a Ctrl-C sent to itself after the first trial's first read that follows its first write
+# (the worker's name), in the main thread: Optuna's heartbeat thread has a connection of its own.
+CTRL_C_AFTER_A_TRIALS_READ = """
+import os, runpy, signal, sqlalchemy, threading
+events = []
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
+def ctrl_c(connection, cursor, statement, *args):
+    if threading.current_thread() is not threading.main_thread() or len(events) == 2:
+        return
+    if statement.startswith("INSERT INTO trial_user_attributes"):
+        events[:] = ["named"]
+    elif events == ["named"] and statement.startswith("SELECT"):
+        events.append(os.kill(os.getpid(), signal.SIGINT))
+runpy.run_module("fmnist.tools.tune", run_name="__main__", alter_sys=True)
+"""
 
 
 def wait_for(condition, timeout: float, interval: float = 0.2):

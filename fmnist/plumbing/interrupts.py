@@ -83,7 +83,8 @@ def interrupts_deferred() -> Iterator[None]:
     """Stop signals meanwhile are held until the block is done, then interrupt: for work that must not stop halfway
     and whose libraries would swallow the KeyboardInterrupt or turn it into an error of their own (DVC's
     `exp save` stashes and restores the workspace; Optuna records a trial's end in its storage). Inside an
-    outer such block, the outer one holds them."""
+    outer such block, the outer one holds them; inside interrupts_allowed, this one does (a trial's calls to Optuna's
+    storage, in a trial that may stop)."""
     if threading.current_thread() is not threading.main_thread() or isinstance(signal.getsignal(signal.SIGINT), _Held):
         yield
         return

@@ -340,22 +340,30 @@ def optimize(tune: TuneParams, shared: TrainParams, variants: dict[str, Variant]
         with interrupts_allowed():  # Ctrl-C while training: Optuna marks the trial failed and re-raises
             return train_trial(trial)
 
+    # The trial's calls to the study hold a Ctrl-C until they are done, then raise it: one raised inside a read kept
+    # the read's lock on a SQLite file (its cursor lives on in the traceback), and Optuna could not record the
+    # trial's end ("database is locked").
     def train_trial(trial) -> float:
-        trial.set_user_attr("worker", worker)
-        spec = trial_variant(base, suggest(trial, tune), tune.patience)
+        with interrupts_deferred():
+            trial.set_user_attr("worker", worker)
+            drawn = suggest(trial, tune)
+        spec = trial_variant(base, drawn, tune.patience)
 
         def prune(epoch: int, val_loss, val_accuracy) -> None:
-            trial.report(-float(np.mean(val_loss)), epoch)
-            if trial.should_prune():
+            with interrupts_deferred():
+                trial.report(-float(np.mean(val_loss)), epoch)
+                pruned = trial.should_prune()
+            if pruned:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
         result = replicates.fit(spec, shared, seeds, train=train, val=val, test=None, on_epoch=prune)
         accuracies = [entry["val_accuracy"] for entry in result["per_seed"]]
         mean = math.fsum(accuracies) / len(accuracies)
         std = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else None
-        trial.set_user_attr("val_accuracy_mean", mean)
-        trial.set_user_attr("val_accuracy_std", std)
-        trial.set_user_attr("epochs_run_mean", float(np.mean([e["epochs_run"] for e in result["per_seed"]])))
+        with interrupts_deferred():
+            trial.set_user_attr("val_accuracy_mean", mean)
+            trial.set_user_attr("val_accuracy_std", std)
+            trial.set_user_attr("epochs_run_mean", float(np.mean([e["epochs_run"] for e in result["per_seed"]])))
         print(f"trial {trial.number}: {mean:.4f} ± {std or 0:.4f} with {trial.params}", flush=True)
         return mean
 
