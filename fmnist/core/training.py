@@ -4,7 +4,11 @@ Import only after fmnist.core.backend.use().
 """
 from __future__ import annotations
 
+import io
+import json
+import re
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -71,6 +75,7 @@ def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split,
         train_seconds = time.perf_counter() - started
         model.save(model_dir / MODEL_FILE)
         model.save_weights(model_dir / WEIGHTS_FILE)
+        reproducible(model_dir)  # the whole model, and ModelCheckpoint's file where it keeps one
     summary = summarize(spec, history, callbacks)
     summary["seed"] = shared.seed
     if shared.distribution != "none":  # only then: a single-device run's file stays as it was
@@ -79,6 +84,40 @@ def fit(name: str, spec: Variant, shared: TrainParams, train: Split, val: Split,
     summary["backend"] = keras.backend.backend()  # what actually ran, not what was asked for
     atomic.write_json(model_dir / SUMMARY_FILE, summary)
     return summary
+
+
+# A model file's bytes are a function of the model alone, so that the same weights trained again give the same file
+# (and models/best the same sha256 in selection.json): Keras writes the time of saving (metadata.json's date_saved
+# and the weights' zip entry) and each shared object's Python id() (config.json's shared_object_id).
+SAVED_DATE = "1980-01-01@00:00:00"  # zip's epoch, which Keras gives the file's other entries already
+
+
+def reproducible(model_dir: Path) -> None:
+    """Rewrite each .keras file in model_dir with the date SAVED_DATE and its shared objects numbered 1, 2, ... in
+    the order they come."""
+    for path in sorted(model_dir.glob("*.keras")):
+        _rewrite(path)
+
+
+def _rewrite(path: Path) -> None:
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    numbers: dict[str, int] = {}
+
+    def number(found: re.Match) -> str:
+        return f'"shared_object_id": {numbers.setdefault(found[1], len(numbers) + 1)}'
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as target:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                data = json.dumps({**json.loads(data), "date_saved": SAVED_DATE}).encode()
+            elif info.filename == "config.json":
+                data = re.sub(r'"shared_object_id": (\d+)', number, data.decode()).encode()
+            entry = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+            target.writestr(entry, data)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def summarize(spec: Variant, history: dict[str, list[float]], callbacks) -> dict:
@@ -169,6 +208,7 @@ def derive(name: str, spec: Variant, shared: TrainParams, record: dict, arrays: 
     load(replay.best_epoch if restored else replay.epochs_run, replay.epochs_run)
     model.save(model_dir / MODEL_FILE)
     model.save_weights(model_dir / WEIGHTS_FILE)
+    reproducible(model_dir)
     history = LiveHistory(Live(str(history_dir), dvcyaml=False, save_dvc_exp=False, report=None))
     for epoch, entry in enumerate(logs[:replay.epochs_run]):
         history.on_epoch_end(epoch, entry)
