@@ -150,7 +150,7 @@ def test_a_sqlite_study_saves_each_trial_as_an_experiment_and_resumes(pipeline, 
     # Interrupted mid-trial (Ctrl-C): that trial is marked failed; running again resumes. The Ctrl-C comes the moment
     # one of the trial's reads of the study has run, its rows not yet fetched: a KeyboardInterrupt there kept the
     # read's lock on the file (its cursor lives on in the traceback), and Optuna could not record the trial's end
-    # ("database is locked", after SQLite's 5 s wait): 5 times in 69 Ctrl-Cs sent as a trial began (Optuna alone).
+    # ("database is locked", after SQLite's 5 s wait): 5 times in 75 Ctrl-Cs sent as a trial began (Optuna alone).
     worker = subprocess.run([sys.executable, "-c", CTRL_C_AFTER_A_TRIALS_READ, "--trials", "5"], cwd=repo,
                             env=env, capture_output=True, text=True, timeout=300)
     assert worker.returncode == 130 and "interrupted" in worker.stderr, worker.stderr
