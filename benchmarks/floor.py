@@ -114,6 +114,17 @@ class Rates:
         return steps * flops / best
 
 
+def training_products(shapes: list[tuple[int, int]], images: float, stacked: int, batch: int,
+                      rates: Rates) -> tuple[float, float]:
+    """(FLOPs, floor seconds) of the training steps' products over `images` seed-images (epochs x images x seeds),
+    at the rate of the shapes stacked `stacked` deep (0: one model) at this batch size."""
+    flops = seconds = 0.0
+    for (n_in, n_out), per_image in zip(shapes, step_flops(shapes)):
+        flops += images * per_image
+        seconds += images * per_image / rates(stacked, batch, n_in, n_out)
+    return flops, seconds
+
+
 def family_floor(members: dict[str, dict], evaluations: dict[str, dict], shared: dict,
                  rates: Rates) -> tuple[float, float]:
     """(FLOPs, floor seconds) of the train@ stages of variants that share one trajectory (one variant: its own):
@@ -133,15 +144,15 @@ def family_floor(members: dict[str, dict], evaluations: dict[str, dict], shared:
                          for entry in evaluation["spread"]["per_seed"] if entry["seed"] == seed)
                      for seed in (entry["seed"] for entry in per_seed))
         k = len(per_seed) if stacked else 0
-        for (n_in, n_out), per_image in zip(shapes, step_flops(shapes)):
-            forward = 2 * n_in * n_out
-            training = epochs * SPLIT_SIZES["train"] * per_image
-            # Each validated epoch's scoring, then the evaluation: seed 42's files are scored about six times on
-            # validation or test, each replicate twice; per member.
-            scored = (epochs if validated else 0) * SPLIT_SIZES["val"] + \
-                len(members) * (6 if not stacked else 2) * SPLIT_SIZES["val"] * len(per_seed)
-            flops += training + scored * forward
-            seconds += training / rates(k, batch, n_in, n_out) + scored * forward / rates(k, 1000, n_in, n_out)
+        trained = training_products(shapes, epochs * SPLIT_SIZES["train"], k, batch, rates)
+        flops, seconds = flops + trained[0], seconds + trained[1]
+        # Each validated epoch's scoring, then the evaluation: seed 42's files are scored about six times on
+        # validation or test, each replicate twice; per member.
+        scored = (epochs if validated else 0) * SPLIT_SIZES["val"] + \
+            len(members) * (6 if not stacked else 2) * SPLIT_SIZES["val"] * len(per_seed)
+        for n_in, n_out in shapes:
+            flops += scored * 2 * n_in * n_out
+            seconds += scored * 2 * n_in * n_out / rates(k, 1000, n_in, n_out)
     return flops, seconds
 
 

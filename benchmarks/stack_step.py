@@ -79,13 +79,8 @@ def run_child(name: str, replicates: int, epochs: int, without: list[str]) -> li
 
 def products_floor(spec: dict, batch: int, replicates: int) -> tuple[float, float]:
     """(GFLOP, seconds) of one epoch's matrix products for the stack, at the rate measured on its stacked shapes."""
-    rates = floor.Rates(repeats=3)
-    shapes = floor.layer_shapes(spec)
-    flops = seconds = 0.0
-    for (n_in, n_out), per_image in zip(shapes, floor.step_flops(shapes)):
-        layer = replicates * floor.SPLIT_SIZES["train"] * per_image
-        flops += layer
-        seconds += layer / rates(replicates, batch, n_in, n_out)
+    flops, seconds = floor.training_products(floor.layer_shapes(spec), replicates * floor.SPLIT_SIZES["train"],
+                                             replicates, batch, floor.Rates(repeats=3))
     return flops / 1e9, seconds
 
 
