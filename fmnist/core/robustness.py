@@ -55,7 +55,7 @@ def photo(garment: np.ndarray, rng: np.random.Generator, family: str) -> Image.I
     else:
         x, y = (width - side) // 2, (height - side) // 2
     if family == "background" or every:
-        u, v = np.arange(width)[None, :] / width - 0.5, np.arange(height)[:, None] / height - 0.5  # broadcast
+        u, v = np.arange(width)[None, :] / width - 0.5, np.arange(height)[:, None] / height - 0.5  # a row, a column
         shading = rng.uniform(-8, 8) * u + rng.uniform(-8, 8) * v - rng.uniform(0, 10) * 2 * (u * u + v * v)
         canvas = np.clip(rng.uniform(200, 250) + rng.uniform(-10, 10, 3), 0, 255)[None, None, :] + shading[..., None]
     else:
@@ -65,7 +65,8 @@ def photo(garment: np.ndarray, rng: np.random.Generator, family: str) -> Image.I
     # the whole frame with a cover of zeros, without a frame-sized pass per step: combined's frames reach 600x400).
     pixels = np.clip(canvas, 0, 255).astype(np.uint8)
     window = np.s_[y:y + side, x:x + side]
-    pixels[window] = np.clip(canvas[window] * (1 - alpha[..., None]) + colour * alpha[..., None], 0, 255)
+    blended = canvas[window] * (1 - alpha[..., None]) + colour * alpha[..., None]
+    pixels[window] = np.clip(blended, 0, 255).astype(np.uint8)
     picture = Image.fromarray(pixels, "RGB")
     if family == "rotation" or every:
         backdrop = tuple(int(c) for c in np.clip(canvas[0, 0], 0, 255))
