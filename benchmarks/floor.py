@@ -151,8 +151,9 @@ def family_floor(members: dict[str, dict], evaluations: dict[str, dict], shared:
         scored = (epochs if validated else 0) * SPLIT_SIZES["val"] + \
             len(members) * (6 if not stacked else 2) * SPLIT_SIZES["val"] * len(per_seed)
         for n_in, n_out in shapes:
-            flops += scored * 2 * n_in * n_out
-            seconds += scored * 2 * n_in * n_out / rates(k, 1000, n_in, n_out)
+            forward = 2 * n_in * n_out
+            flops += scored * forward
+            seconds += scored * forward / rates(k, 1000, n_in, n_out)
     return flops, seconds
 
 
