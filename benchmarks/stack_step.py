@@ -7,10 +7,12 @@ them out:
     gradient and writing the weight (Adam also reads and writes two slots the size of the weights, every step);
   - dropout: none (a random number per unit per image, every step, from each replicate's own generator);
   - augmentation: none (the vectorised affine resampling of each replicate's batch).
-Each configuration runs in a process of its own, one after the other, so each has the machine to itself. Prints the
-median seconds per epoch after the first (which compiles), what each part adds against the full epoch, and the
-floor: the epoch's matrix products at the rate benchmarks/floor.py measures on the same stacked shapes. The numbers
-trained are not kept; only the parts' costs are measured here, so what is taken out may change the numbers.
+The configurations take turns, an epoch each, in one process: each epoch has the machine to itself, and a drift of
+the host's speed falls on all of them alike (one process each put up to 19% between two runs of the same
+configuration here: docs/speed.md). Prints the median seconds per epoch after the first (which compiles), what each
+part adds against the full epoch, and the floor: the epoch's matrix products at the rate benchmarks/floor.py
+measures on the same stacked shapes. The numbers trained are not kept; only the parts' costs are measured here, so
+what is taken out may change the numbers.
 
     python benchmarks/stack_step.py [--variant tuned] [--replicates K] [--epochs 3]
 """
@@ -31,9 +33,21 @@ ROOT = floor.ROOT
 PARTS = ("optimizer", "dropout", "augmentation")
 
 
-def measure(name: str, replicates: int, epochs: int, without: list[str]) -> dict:
-    """Runs in a child process: `epochs` epochs of the stack of `replicates` seeds of `name`, `without` those parts;
-    the seconds of each epoch."""
+def configured(spec, without: list[str]):
+    """The variant `spec` with the parts in `without` taken out."""
+    changes = {}
+    if "optimizer" in without:
+        changes["optimizer"] = {"name": "sgd"}
+    if "dropout" in without:
+        changes["hidden"] = [layer.model_dump() | {"dropout": 0.0} for layer in spec.hidden]
+    if "augmentation" in without:
+        changes["augmentation"] = None
+    return type(spec).model_validate(spec.model_dump() | changes)
+
+
+def measure(name: str, replicates: int, epochs: int, configurations: list[list[str]]) -> dict:
+    """Runs in a child process: `epochs` epochs of the stack of `replicates` seeds of `name` in each configuration
+    (the parts it takes out), the configurations in turn an epoch each; the seconds of each epoch, per configuration."""
     os.chdir(ROOT)
     from fmnist.core import backend, dataset
     from fmnist.plumbing import params
@@ -44,36 +58,32 @@ def measure(name: str, replicates: int, epochs: int, without: list[str]) -> dict
 
     from fmnist.core import replicates as stacks
 
-    shared, spec = params.load(TrainParams), params.load(VariantsParams).root[name]
-    changes = {}
-    if "optimizer" in without:
-        changes["optimizer"] = {"name": "sgd"}
-    if "dropout" in without:
-        changes["hidden"] = [layer.model_dump() | {"dropout": 0.0} for layer in spec.hidden]
-    if "augmentation" in without:
-        changes["augmentation"] = None
-    spec = type(spec).model_validate(spec.model_dump() | changes)
+    shared, declared = params.load(TrainParams), params.load(VariantsParams).root[name]
     train = dataset.load_prepared("train")
     seeds = [shared.seed + 1 + k for k in range(replicates)]
-    stack = stacks.build_stack(spec, seeds, train.x)
-    stacks.compile_stack(stack, spec, shared)
-    shufflers = [np.random.default_rng(seed) for seed in seeds]
-    seconds = []
+    runs = []  # per configuration: (its stack's training model, batch size, its shufflers, its epochs' seconds)
+    for without in configurations:
+        spec = configured(declared, without)
+        stack = stacks.build_stack(spec, seeds, train.x)
+        stacks.compile_stack(stack, spec, shared)
+        runs.append((stack.training, spec.batch_size or shared.batch_size,
+                     [np.random.default_rng(seed) for seed in seeds], []))
     for _ in range(epochs):
-        order = np.stack([shuffler.permutation(len(train.y)) for shuffler in shufflers], axis=1)
-        started = time.perf_counter()
-        stacks.fit_epoch(stack.training, order.astype(np.int32), train.y[order], spec.batch_size or shared.batch_size)
-        seconds.append(time.perf_counter() - started)
-    return {"epoch_seconds": seconds}
+        for model, batch_size, shufflers, seconds in runs:
+            order = np.stack([shuffler.permutation(len(train.y)) for shuffler in shufflers], axis=1)
+            started = time.perf_counter()
+            stacks.fit_epoch(model, order.astype(np.int32), train.y[order], batch_size)
+            seconds.append(time.perf_counter() - started)
+    return {"epoch_seconds": [seconds for *_, seconds in runs]}
 
 
-def run_child(name: str, replicates: int, epochs: int, without: list[str]) -> list[float]:
+def run_child(name: str, replicates: int, epochs: int, configurations: list[list[str]]) -> list[list[float]]:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, __file__, "--variant", name, "--replicates", str(replicates), "--epochs", str(epochs),
-               "--child", ",".join(without)]
+               "--child", json.dumps(configurations)]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        sys.exit(f"benchmark child ({name} without {without or 'nothing'}) failed:\n{result.stderr[-3000:]}")
+        sys.exit(f"benchmark child ({name}) failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])["epoch_seconds"]
 
 
@@ -92,8 +102,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        without = [part for part in args.child.split(",") if part]
-        print(json.dumps(measure(args.variant, args.replicates, args.epochs, without)))
+        print(json.dumps(measure(args.variant, args.replicates, args.epochs, json.loads(args.child))))
         return
     if not (ROOT / "data/prepared/train.npz").is_file():
         sys.exit("data/prepared is missing: run `dvc repro prepare` first")
@@ -114,16 +123,15 @@ def main() -> None:
                 "augmentation": bool(spec.get("augmentation"))}
     present = [part for part in PARTS if declared[part]]
     configurations = [[]] + [[part] for part in present] + ([present] if len(present) > 1 else [])
-    steady = {}
-    for without in configurations:
-        seconds = run_child(args.variant, replicates, args.epochs, without)
-        steady[tuple(without)] = statistics.median(seconds[1:])
+    steady = {tuple(without): statistics.median(seconds[1:])
+              for without, seconds in zip(configurations, run_child(args.variant, replicates, args.epochs,
+                                                                    configurations))}
     batch = spec.get("batch_size") or shared["batch_size"]
     gflop, floor_seconds = products_floor(spec, batch, replicates)
 
     full = steady[()]
     print(f"{args.variant}: a stack of {replicates} seeds, batch {batch}, {args.epochs} epochs a configuration "
-          f"(the first not counted); {machine.cpu_name()}, {os.cpu_count()} cores")
+          f"in turn (the first not counted); {machine.cpu_name()}, {os.cpu_count()} cores")
     print(f"floor: {gflop:.0f} GFLOP of products an epoch at the stacked shapes' rate = {floor_seconds:.2f} s")
     options = ", ".join(f"{key}={value}" for key, value in spec["optimizer"].items() if key != "name")
     optimizer = spec["optimizer"]["name"] + (f"({options})" if options else "")  # e.g. sgd(momentum=0.9, nesterov=True)
