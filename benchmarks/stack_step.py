@@ -9,10 +9,11 @@ them out:
   - augmentation: none (the vectorised affine resampling of each replicate's batch).
 The configurations take turns, an epoch each, in one process: each epoch has the machine to itself, and a drift of
 the host's speed falls on all of them alike (one process each put up to 19% between two runs of the same
-configuration here: docs/speed.md). Prints the median seconds per epoch after the first (which compiles), what each
-part adds against the full epoch, and the floor: the epoch's matrix products at the rate benchmarks/floor.py
-measures on the same stacked shapes. The numbers trained are not kept; only the parts' costs are measured here, so
-what is taken out may change the numbers.
+configuration here: docs/speed.md). Every configuration's stack is held at once, each with its own copy of the
+training images (150 MB). Prints the median seconds per epoch after the first (which compiles), what each part adds
+against the full epoch, and the floor: the epoch's matrix products at the rate benchmarks/floor.py measures on the
+same stacked shapes. The numbers trained are not kept; only the parts' costs are measured here, so what is taken
+out may change the numbers.
 
     python benchmarks/stack_step.py [--variant tuned] [--replicates K] [--epochs 3]
 """
