@@ -78,6 +78,23 @@ def measure(name: str, replicates: int, epochs: int, configurations: list[list[s
     return {"epoch_seconds": [seconds for *_, seconds in runs]}
 
 
+def stacked(name: str, replicates: int | None) -> tuple[dict, dict, int]:
+    """(the variant's params.yaml entry, train's, the seeds in its stack: `replicates`, else its other seeds), or
+    an exit naming what is wrong. Reads params.yaml as YAML: the parent process imports nothing of the project."""
+    if not (ROOT / "data/prepared/train.npz").is_file():
+        sys.exit("data/prepared is missing: run `dvc repro prepare` first")
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if name not in params["variants"]:
+        sys.exit(f"--variant: '{name}' is not in params.yaml (variants: {', '.join(params['variants'])})")
+    spec, shared = params["variants"][name], params["train"]
+    replicates = replicates or (spec.get("replicates") or shared["replicates"]) - 1
+    if replicates < 2:
+        sys.exit("--replicates: at least 2 (a stack of one is rounded otherwise and never trained)")
+    return spec, shared, replicates
+
+
 def run_child(name: str, replicates: int, epochs: int, configurations: list[list[str]]) -> list[list[float]]:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, __file__, "--variant", name, "--replicates", str(replicates), "--epochs", str(epochs),
@@ -105,20 +122,10 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(measure(args.variant, args.replicates, args.epochs, json.loads(args.child))))
         return
-    if not (ROOT / "data/prepared/train.npz").is_file():
-        sys.exit("data/prepared is missing: run `dvc repro prepare` first")
     if args.epochs < 3:
         sys.exit("--epochs: at least 3 (the first compiles and is not counted; the median of the others counts)")
 
-    import yaml
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    if args.variant not in params["variants"]:
-        sys.exit(f"--variant: '{args.variant}' is not in params.yaml (variants: {', '.join(params['variants'])})")
-    spec, shared = params["variants"][args.variant], params["train"]
-    replicates = args.replicates or (spec.get("replicates") or shared["replicates"]) - 1
-    if replicates < 2:
-        sys.exit("--replicates: at least 2 (a stack of one is rounded otherwise and never trained)")
+    spec, shared, replicates = stacked(args.variant, args.replicates)
     declared = {"optimizer": spec["optimizer"] != {"name": "sgd"},  # plain SGD: nothing to take out
                 "dropout": any(layer.get("dropout") for layer in spec.get("hidden", [])),
                 "augmentation": bool(spec.get("augmentation"))}
