@@ -3,10 +3,12 @@
 Trains the other seeds of a variant's family (`python -m fmnist.core.other_seeds <variant>` without its scoring) on
 data/prepared (run `dvc repro prepare` first), with each epoch and each smaller stack's building timed. Then, from
 the epoch where each replicate's result was settled (fmnist.core.trajectories.done, every member of the family):
-  - new stacks: a smaller stack's building, and its first epoch's time over what its replicates cost an epoch in the
-    first stack's steady epochs (Keras traces the step again and XLA compiles it: about 1-2 s here);
+  - new stacks: a smaller stack's building, and its first epoch's time over what its replicates cost in its steady
+    epochs (Keras traces the step again and XLA compiles it: about 1-2 s here);
   - the partner: the epochs a settled replicate still trains beside the last one, because a stack of one rounds
-    otherwise, at the first stack's cost a replicate-epoch.
+    otherwise, at that stack's cost a replicate-epoch.
+A replicate-epoch's cost is a stack's median steady epoch over its size; a stack that trained one epoch only is
+costed at the first stack's.
 Prints the stacks' epochs, the replicate-epochs trained against those needed, and each part's seconds and share
 of the epochs' time. One process: its numbers are the stage's, but the host's speed may drift within it.
 
