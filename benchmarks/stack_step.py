@@ -95,14 +95,20 @@ def stacked(name: str, replicates: int | None) -> tuple[dict, dict, int]:
     return spec, shared, replicates
 
 
-def run_child(name: str, replicates: int, epochs: int, configurations: list[list[str]]) -> list[list[float]]:
+def child_result(script: str, name: str, arguments: list[str]) -> dict:
+    """Run `script` (this one, or a benchmark beside it) as its own child for the variant `name`: the JSON it prints
+    last, or an exit with the end of its errors."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, __file__, "--variant", name, "--replicates", str(replicates), "--epochs", str(epochs),
-               "--child", json.dumps(configurations)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, script, "--variant", name, *arguments], capture_output=True, text=True,
+                            env=env)
     if result.returncode != 0:
         sys.exit(f"benchmark child ({name}) failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])["epoch_seconds"]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_child(name: str, replicates: int, epochs: int, configurations: list[list[str]]) -> list[list[float]]:
+    return child_result(__file__, name, ["--replicates", str(replicates), "--epochs", str(epochs),
+                                         "--child", json.dumps(configurations)])["epoch_seconds"]
 
 
 def products_floor(spec: dict, batch: int, replicates: int) -> tuple[float, float]:

@@ -10,7 +10,8 @@ the epoch where each replicate's result was settled (fmnist.core.trajectories.do
 A replicate-epoch's cost is a stack's median steady epoch over its size; a stack that trained one epoch only is
 costed at the first stack's.
 Prints the stacks' epochs, the replicate-epochs trained against those needed, and each part's seconds and share
-of the epochs' time. One process: its numbers are the stage's, but the host's speed may drift within it.
+of the epochs' and the building's time. One process: its numbers are the stage's, but the host's speed may drift
+within it.
 
     python benchmarks/stack_tail.py [--variant augmented] [--replicates K]
 """
@@ -20,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -72,15 +72,6 @@ def measure(name: str, replicates: int) -> dict:
             "settled": [settled(history, run.epochs(i)) for i, history in enumerate(run.histories)]}
 
 
-def run_child(name: str, replicates: int) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, __file__, "--variant", name, "--replicates", str(replicates), "--child"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        sys.exit(f"benchmark child ({name}) failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def report(name: str, replicates: int, measured: dict) -> None:
     epochs, builds, settled = measured["epochs"], measured["builds"], measured["settled"]
     segments = []  # (stack size, [its epochs' seconds]), in order: a stack is only ever replaced by a smaller one
@@ -94,16 +85,17 @@ def report(name: str, replicates: int, measured: dict) -> None:
         sys.exit("the first stack trained one epoch only: no steady epoch to cost a replicate-epoch by")
 
     def per_replicate(size: int, seconds: list[float]) -> float:
-        """A replicate-epoch's seconds in this stack: its steady epochs', else the first stack's."""
-        steady = seconds[1:] if len(seconds) > 1 else first_seconds[1:]
-        return statistics.median(steady) / (size if len(seconds) > 1 else first_size)
+        """A replicate-epoch's seconds in this stack: from its steady epochs, else from the first stack's."""
+        if len(seconds) < 2:
+            size, seconds = first_size, first_seconds
+        return statistics.median(seconds[1:]) / size
 
     print(f"{name}: a stack of {replicates} seeds; {machine.cpu_name()}, {os.cpu_count()} cores")
     print(f"{'stack':>5} {'epochs':>6} {'first s':>8} {'then s/epoch':>12}")
     for size, seconds in segments:
         steady = f"{statistics.median(seconds[1:]):12.2f}" if len(seconds) > 1 else f"{'-':>12}"
         print(f"{size:5d} {len(seconds):6d} {seconds[0]:8.2f} {steady}")
-    total = sum(seconds for _, seconds in epochs)
+    total = sum(seconds for _, seconds in epochs) + sum(builds)  # what the parts below are shares of
     compile_first = first_seconds[0] - first_size * per_replicate(*segments[0])
     new_stacks = sum(builds) + sum(seconds[0] - size * per_replicate(size, seconds) for size, seconds in segments[1:])
     costs = [per_replicate(size, seconds) for size, seconds in segments for _ in seconds]  # per epoch
@@ -112,7 +104,7 @@ def report(name: str, replicates: int, measured: dict) -> None:
     partner = sum((size - wanted) * cost for size, wanted, cost in zip(trained, needed, costs))
     print(f"replicate-epochs: {sum(trained)} trained, {sum(settled)} needed; a replicate-epoch "
           f"{per_replicate(*segments[0]):.2f} s in the first stack, {per_replicate(*segments[-1]):.2f} s in the last")
-    print(f"epochs' time {total:.1f} s (plus {sum(builds):.1f} s building smaller stacks); of it:")
+    print(f"epochs and building smaller stacks {total:.1f} s (building {sum(builds):.1f} s); of it:")
     print(f"  the first stack's compiling  {compile_first:6.1f} s  {compile_first / total:6.1%}")
     print(f"  {len(segments) - 1:2d} new smaller stack(s)     {new_stacks:6.1f} s  {new_stacks / total:6.1%}")
     print(f"  settled replicates' epochs   {partner:6.1f} s  {partner / total:6.1%}")
@@ -128,7 +120,8 @@ def main() -> None:
         print(json.dumps(measure(args.variant, args.replicates)))
         return
     _, _, replicates = stack_step.stacked(args.variant, args.replicates)
-    report(args.variant, replicates, run_child(args.variant, replicates))
+    measured = stack_step.child_result(__file__, args.variant, ["--replicates", str(replicates), "--child"])
+    report(args.variant, replicates, measured)
 
 
 if __name__ == "__main__":
