@@ -1,6 +1,7 @@
 """The machine a benchmark ran on, to print beside its figures (timings mean nothing without it), and the clone of
 this repository a benchmark runs the pipeline in."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,30 @@ def clone(rev: str, folder: Path) -> Path:
     subprocess.run(["git", "-C", str(folder), "checkout", "--quiet", rev], check=True)
     (folder / ".venv").symlink_to(ROOT / ".venv")
     return folder
+
+
+def prepared_clone(rev: str, folder: Path, env: dict[str, str], *, replicates: int | None = None) -> Path:
+    """clone(), its seed counts set (set_replicates) when `replicates` is given, and the data prepared there by `dvc
+    repro prepare` from $FASHION_MNIST_MIRROR; exits naming the log when that fails."""
+    clone(rev, folder)
+    if replicates is not None:
+        set_replicates(folder, replicates)
+    log = folder.parent / f"{folder.name}-prepare.log"
+    with open(log, "w") as out:
+        if subprocess.run(["dvc", "repro", "prepare"], cwd=folder, env=env, stdout=out,
+                          stderr=subprocess.STDOUT).returncode != 0:
+            sys.exit(f"dvc repro prepare failed in {folder}; its output: {log}")
+    return folder
+
+
+def set_replicates(clone_folder: Path, count: int) -> None:
+    """Every seed count in the clone's params.yaml set to `count`: train.replicates (two spaces in) and each variant's
+    own (four: the power-chosen seeds, docs/statistics.md)."""
+    params_file = clone_folder / "params.yaml"
+    text, changed = re.subn(r"(?m)^((?:  |    )replicates:\s*)\d+", rf"\g<1>{count}", params_file.read_text())
+    if changed == 0:
+        sys.exit(f"{params_file}: no train.replicates to set")
+    params_file.write_text(text)
 
 
 def pipeline_env() -> dict[str, str]:

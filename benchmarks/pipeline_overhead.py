@@ -78,13 +78,7 @@ def main() -> None:
 
     clone = machine.clone(args.rev, args.keep or Path(tempfile.mkdtemp(prefix="fmnist-overhead-")) / "repo")
     if args.replicates is not None:
-        params_file = clone / "params.yaml"
-        # train.replicates (two spaces in) and every variant's own (four: power-chosen seeds, docs/statistics.md)
-        text, count = re.subn(r"(?m)^((?:  |    )replicates:\s*)\d+", rf"\g<1>{args.replicates}",
-                              params_file.read_text())
-        if count == 0:
-            sys.exit(f"{args.rev}: params.yaml has no train.replicates to set")
-        params_file.write_text(text)
+        machine.set_replicates(clone, args.replicates)
     env = machine.pipeline_env()
 
     wall, starts = timed_run(["dvc", "repro", "-f"], clone, env, clone.parent / "repro.log")

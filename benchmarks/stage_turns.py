@@ -79,11 +79,7 @@ def main() -> None:
     commits = {rev: commit_of(rev) for rev in revs}
     clones = {}
     for index, rev in enumerate(revs):
-        clones[rev] = machine.clone(commits[rev], work / f"rev{index}")
-        with open(work / f"rev{index}-prepare.log", "w") as log:
-            if subprocess.run(["dvc", "repro", "prepare"], cwd=clones[rev], env=env, stdout=log,
-                              stderr=subprocess.STDOUT).returncode != 0:
-                sys.exit(f"dvc repro prepare failed in {clones[rev]}; its output: {log.name}")
+        clones[rev] = machine.prepared_clone(commits[rev], work / f"rev{index}", env)
 
     seconds: dict[str, list[float]] = {rev: [] for rev in revs}
     differing: list[str] = []
