@@ -1,7 +1,7 @@
 """Benchmark: what N seeds a variant cost against one, stage by stage in turns (issue 33's goal: 5 seeds at most
 1.5x the cost of 1).
 
-Two whole `dvc repro -f` runs, one per seed count, take ten minutes between them, and this machine's speed drifts
+A whole `dvc repro -f` at each seed count, one after the other, takes ten minutes, and this machine's speed drifts
 within that: the same code measured 1.38x to 1.66x that way (benchmarks/pipeline_overhead.py, docs/speed.md). Here
 the turns are taken a stage at a time. Two clones of REV (this checkout's .venv, the data prepared from
 $FASHION_MNIST_MIRROR), every seed count in one's params.yaml set to N and in the other's to 1; then each stage after
@@ -12,9 +12,9 @@ member's trajectory, as in the pipeline. Stages that do not depend on the seed c
 as well: their two times show the noise.
 
 Prints each stage's median seconds at N and at 1 seed, the difference, the totals and their ratio. The stages'
-commands only: DVC's own work between stages (a few seconds a run, the same at any seed count) is in neither total,
-so the ratio is a little above a whole run's. Checks that every variant's metrics count N seeds in one clone and 1 in
-the other.
+commands only: download, prepare and DVC's own work between stages (about a second a stage, the same at any seed
+count) are in neither total, so the ratio is a little above a whole run's. Checks that every variant's metrics count
+N seeds in one clone and 1 in the other.
 
     python benchmarks/seeds_cost.py [--rev HEAD] [--replicates 5] [--rounds 1]
 """
@@ -50,6 +50,7 @@ def stage_commands(clone: Path, env: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def timed(command: str, clone: Path, env: dict[str, str], log: Path) -> float:
+    """Seconds `command` (dvc.yaml's string, run through a shell as DVC runs it) took in `clone`; output to `log`."""
     started = time.perf_counter()
     with open(log, "w") as out:
         finished = subprocess.run(command, shell=True, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -60,9 +61,9 @@ def timed(command: str, clone: Path, env: dict[str, str], log: Path) -> float:
 
 
 def seed_counts(clone: Path) -> set[int]:
-    """The seed counts the clone's variants' metrics report."""
-    return {json.loads(path.read_text())["seeds"] for path in (clone / "reports/metrics").glob("*.json")
-            if "seeds" in json.loads(path.read_text())}
+    """The seed counts the clone's variants' metrics report (the baseline's have none)."""
+    metrics = [json.loads(path.read_text()) for path in (clone / "reports/metrics").glob("*.json")]
+    return {found["seeds"] for found in metrics if "seeds" in found}
 
 
 def main() -> None:
@@ -100,10 +101,10 @@ def main() -> None:
     total = {count: sum(median[count].values()) for count in counts}
     commit = subprocess.run(["git", "-C", str(clones[1]), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    many = f"{args.replicates} seeds"
+    column = f"{args.replicates} seeds"
     print(f"{args.rev} ({commit}): every stage's command at {args.replicates} seeds and at 1, in turns, {args.rounds} "
           f"round{'s' * (args.rounds > 1)}; {os.cpu_count()} cores, {machine.cpu_name()}")
-    print(f"{'stage':<32}{many:>10}{'1 seed':>10}{'more':>10}")
+    print(f"{'stage':<32}{column:>10}{'1 seed':>10}{'more':>10}")
     for name, _ in stages:
         print(f"{name:<32}{median[args.replicates][name]:10.1f}{median[1][name]:10.1f}"
               f"{median[args.replicates][name] - median[1][name]:10.1f}")

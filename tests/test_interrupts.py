@@ -69,12 +69,19 @@ PROGRAM = textwrap.dedent('''
 ''')
 
 
+# The command line of a stage started as a terminal or DVC starts it: SIGHUP at its default, even when the tests run
+# under `nohup`, whose ignored SIGHUP every process they start would inherit (and the stage rightly keeps ignoring).
+# The same process goes on as the stage (exec), so its pid is the stage's.
+HANGUPS_AT_DEFAULT = ("import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+                      "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+
+
 def start(tmp_path: Path, step: str) -> subprocess.Popen:
     (tmp_path / "out.txt").write_text("old")
     (tmp_path / "program.py").write_text(PROGRAM)
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.Popen([sys.executable, "program.py", step], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-c", HANGUPS_AT_DEFAULT, "program.py", step], cwd=tmp_path, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def stop_when_ready(process: subprocess.Popen, signum: int) -> tuple[str, str]:
@@ -141,14 +148,14 @@ PARENT = textwrap.dedent('''
 
 
 # DVC in miniature: it starts the stage (its stderr to stage.err), passes on its "ready", and waits for it. NOHUP:
-# the stage starts with SIGHUP ignored, as under `nohup`.
+# the stage starts with SIGHUP ignored, as under `nohup`; otherwise at its default, whatever the tests inherited.
 LAUNCHER = textwrap.dedent('''
     import signal, subprocess, sys
     nohup = sys.argv[1] == "nohup"
     with open("stage.err", "w") as err:
-        ignore_hangups = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
+        hangups = signal.SIG_IGN if nohup else signal.SIG_DFL
         stage = subprocess.Popen([sys.executable, "program.py", "epochs"], stdout=subprocess.PIPE, stderr=err,
-                                 text=True, preexec_fn=ignore_hangups)
+                                 text=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, hangups))
         print(stage.pid, flush=True)
         print(stage.stdout.readline(), end="", flush=True)
         stage.wait()
