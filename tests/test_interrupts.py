@@ -69,9 +69,9 @@ PROGRAM = textwrap.dedent('''
 ''')
 
 
-# The command line of a stage started as a terminal or DVC starts it: SIGHUP at its default, even when the tests run
-# under `nohup`, whose ignored SIGHUP every process they start would inherit (and the stage rightly keeps ignoring).
-# The same process goes on as the stage (exec), so its pid is the stage's.
+# A stage started from a terminal or by DVC has SIGHUP at its default, also when the tests run under `nohup` (whose
+# ignored SIGHUP every process they start inherits, and a stage rightly keeps ignoring). This `python -c` resets it,
+# then becomes the stage (exec): the pid a test signals is the stage's.
 HANGUPS_AT_DEFAULT = ("import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
                       "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
 
