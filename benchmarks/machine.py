@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,23 @@ def prepared_clone(rev: str, folder: Path, env: dict[str, str], *, replicates: i
                           stderr=subprocess.STDOUT).returncode != 0:
             sys.exit(f"dvc repro prepare failed in {folder}; its output: {log}")
     return folder
+
+
+def head_commit(folder: Path) -> str:
+    """The short commit a clone has checked out, to print beside its figures."""
+    return subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def timed(command: list[str], folder: Path, env: dict[str, str], log: Path) -> float:
+    """Seconds `command` took in `folder`, its output to `log`; an exit naming the log when it fails."""
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        finished = subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - started
+    if finished.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed in {folder}; its output: {log}")
+    return seconds
 
 
 def set_replicates(clone_folder: Path, count: int) -> None:

@@ -86,8 +86,7 @@ def main() -> None:
     work = work_seconds(clone, durations)
     overhead = wall - sum(work.values())
     cpu = machine.cpu_name()
-    commit = subprocess.run(['git', '-C', str(clone), 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                            text=True).stdout.strip()
+    commit = machine.head_commit(clone)
     print(f"{args.rev} ({commit}), replicates {args.replicates or 'as committed'}, {os.cpu_count()} cores, {cpu}")
     print(f"dvc repro -f: {wall:.0f} s wall, {len(durations)} stages")
     print("work: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in work.items())

@@ -24,12 +24,12 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import machine  # benchmarks/machine.py, beside this script
@@ -41,23 +41,13 @@ STAGE = re.compile(r"^Running stage '([^']+)':\n> (.+)$", re.MULTILINE)
 PREPARED = ("download", "prepare")  # run once per clone by `dvc repro prepare`, before the turns
 
 
-def stage_commands(clone: Path, env: dict[str, str]) -> list[tuple[str, str]]:
+def stage_commands(clone: Path, env: dict[str, str]) -> list[tuple[str, list[str]]]:
     """(stage, its command) in the order `dvc repro -f` runs them, from its dry run."""
     dry = subprocess.run(["dvc", "repro", "-f", "--dry"], cwd=clone, env=env, capture_output=True, text=True)
     if dry.returncode != 0:
         sys.exit(f"dvc repro -f --dry failed in {clone}: {dry.stderr.strip()}")
-    return [(name, command) for name, command in STAGE.findall(dry.stdout) if name not in PREPARED]
-
-
-def timed(command: str, clone: Path, env: dict[str, str], log: Path) -> float:
-    """Seconds `command` (dvc.yaml's string, run through a shell as DVC runs it) took in `clone`; output to `log`."""
-    started = time.perf_counter()
-    with open(log, "w") as out:
-        finished = subprocess.run(command, shell=True, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
-    if finished.returncode != 0:
-        sys.exit(f"{command} failed in {clone}; its output: {log}")
-    return seconds
+    # dvc.yaml's commands are plain words (`python -m stages.train relu100`): split, they run as DVC runs them.
+    return [(name, shlex.split(command)) for name, command in STAGE.findall(dry.stdout) if name not in PREPARED]
 
 
 def seed_counts(clone: Path) -> set[int]:
@@ -91,16 +81,15 @@ def main() -> None:
         for index, (name, command) in enumerate(stages):
             for count in counts if index % 2 == 0 else counts[::-1]:
                 log = work / f"seeds{count}-{round_number}-{name.replace('@', '-')}.log"
-                seconds[count][name].append(timed(command, clones[count], env, log))
+                seconds[count][name].append(machine.timed(command, clones[count], env, log))
         for count in counts:
-            if seed_counts(clones[count]) != {count}:
-                sys.exit(f"the variants of {clones[count]} report {sorted(seed_counts(clones[count]))} seeds, "
-                         f"not {count}: params.yaml was not set as this benchmark expects")
+            if (reported := seed_counts(clones[count])) != {count}:
+                sys.exit(f"the variants of {clones[count]} report {sorted(reported)} seeds, not {count}: params.yaml "
+                         f"was not set as this benchmark expects")
 
     median = {count: {name: statistics.median(values) for name, values in seconds[count].items()} for count in counts}
     total = {count: sum(median[count].values()) for count in counts}
-    commit = subprocess.run(["git", "-C", str(clones[1]), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = machine.head_commit(clones[1])
     column = f"{args.replicates} seeds"
     print(f"{args.rev} ({commit}): every stage's command at {args.replicates} seeds and at 1, in turns, {args.rounds} "
           f"round{'s' * (args.rounds > 1)}; {os.cpu_count()} cores, {machine.cpu_name()}")

@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import machine  # benchmarks/machine.py, beside this script
@@ -52,13 +51,7 @@ def results_digest(clone: Path) -> dict[str, str]:
 def timed_stage(clone: Path, command: list[str], env: dict[str, str], log: Path) -> float:
     """Seconds `command` took in `clone`, from scratch (no kept trajectory); its output goes to `log`."""
     shutil.rmtree(clone / MEMO_DIR, ignore_errors=True)
-    started = time.perf_counter()
-    with open(log, "w") as out:
-        finished = subprocess.run(command, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
-    if finished.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed in {clone}; its output: {log}")
-    return seconds
+    return machine.timed(command, clone, env, log)
 
 
 def main() -> None:
